@@ -1,0 +1,326 @@
+"""The vector index: immutable generations on disk plus an exact delta, read by many
+processes at once (DESIGN.md §4).
+
+On disk, in the index folder:
+  manifest.json           the current generation: model, dim, count, max face_id, files
+  gen-<N>.ids.npy         face ids, row i ↔ Annoy item i
+  gen-<N>.vectors.npy     the L2-normalised vectors (exact rerank and exact search)
+  gen-<N>.ann             Annoy (angular) over the same rows
+A build writes a new generation under temporary names, fsyncs, renames, and only then
+replaces manifest.json; files a reader may have mapped are never overwritten, and old
+generations are removed only after newer ones exist (Linux keeps unlinked mmaps valid).
+
+A reader (`FaceIndex`) searches the current generation, plus the faces enrolled after it
+was built (read incrementally from the database), and keeps only candidates that the
+database says are still active: a new face is searchable at once, and a deleted one
+is gone at once, without waiting for a rebuild.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from facerec import store
+from facerec.errors import IndexMismatch
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+KEEP_GENERATIONS = 3
+REBUILD_COMMAND = "python convert.py --rebuild"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    generation: int
+    model: str
+    dim: int
+    metric: str
+    count: int
+    max_face_id: int
+    n_trees: int
+    built_at: str
+    build_seconds: float
+
+    def path(self, index_dir: Path, kind: str) -> Path:
+        return Path(index_dir) / f"gen-{self.generation:06d}.{kind}"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    face_id: int
+    user_id: str
+    similarity: float
+
+
+def read_manifest(index_dir: Path) -> Manifest | None:
+    path = Path(index_dir) / MANIFEST
+    try:
+        data = json.loads(path.read_text())
+        return Manifest(**data)
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError) as exc:
+        log.error("index manifest %s is unreadable (%s); it will be rebuilt", path, exc)
+        return None
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_durably(path: Path, write) -> None:
+    """write(tmp_path) then fsync and rename onto `path`."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def build_lock(index_dir: Path) -> Iterator[None]:
+    """Only one process builds at a time; the others wait for it."""
+    Path(index_dir).mkdir(parents=True, exist_ok=True)
+    with open(Path(index_dir) / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def build_index(conn: sqlite3.Connection, index_dir: Path, model: str, dim: int,
+                n_trees: int = 50) -> Manifest:
+    """Build a new generation from the active faces of `model` and make it current."""
+    from annoy import AnnoyIndex
+
+    index_dir = Path(index_dir)
+    with build_lock(index_dir):
+        started = time.perf_counter()
+        ids, vectors = store.active_embeddings(conn, model)
+        if len(ids) == 0:
+            vectors = np.zeros((0, dim), np.float32)
+        if vectors.shape[1] != dim:
+            raise IndexMismatch(f"stored embeddings have dimension {vectors.shape[1]}, "
+                                f"model {model} makes {dim}: run `{REBUILD_COMMAND}`")
+        previous = read_manifest(index_dir)
+        generation = (previous.generation if previous else 0) + 1
+        # A crashed build may have left files of this number; never reuse a file name.
+        while any(index_dir.glob(f"gen-{generation:06d}.*")):
+            generation += 1
+        manifest = Manifest(
+            generation=generation, model=model, dim=dim, metric="angular", count=len(ids),
+            max_face_id=int(ids.max()) if len(ids) else 0, n_trees=n_trees,
+            built_at=store.now(), build_seconds=0.0,
+        )
+        _write_durably(manifest.path(index_dir, "ids.npy"), lambda p: _save_npy(p, ids))
+        _write_durably(manifest.path(index_dir, "vectors.npy"), lambda p: _save_npy(p, vectors))
+        annoy = AnnoyIndex(dim, "angular")
+        for row, vector in enumerate(vectors):
+            annoy.add_item(row, vector)
+        annoy.build(n_trees if len(ids) else 1, n_jobs=1)
+        _write_durably(manifest.path(index_dir, "ann"), lambda p: annoy.save(str(p)))
+        annoy.unload()
+        manifest = Manifest(**{**asdict(manifest),
+                               "build_seconds": round(time.perf_counter() - started, 3)})
+        _write_durably(index_dir / MANIFEST,
+                       lambda p: p.write_text(json.dumps(asdict(manifest), indent=2)))
+        _fsync_dir(index_dir)
+        _remove_old_generations(index_dir, generation)
+        log.info("index generation %d built: %d faces in %.2f s", generation, len(ids),
+                 manifest.build_seconds)
+        return manifest
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as f:
+        np.save(f, array)
+
+
+def _remove_old_generations(index_dir: Path, current: int) -> None:
+    for path in index_dir.glob("gen-*.*"):
+        try:
+            number = int(path.name.split(".")[0].split("-")[1])
+        except (IndexError, ValueError):
+            continue
+        if number <= current - KEEP_GENERATIONS:
+            path.unlink(missing_ok=True)
+
+
+class _Generation:
+    """One loaded generation: ids, vectors (memory-mapped) and the Annoy index."""
+
+    def __init__(self, manifest: Manifest, index_dir: Path):
+        from annoy import AnnoyIndex
+
+        self.manifest = manifest
+        self.ids = np.load(manifest.path(index_dir, "ids.npy"))
+        self.vectors = np.load(manifest.path(index_dir, "vectors.npy"), mmap_mode="r")
+        if len(self.ids) != manifest.count or self.vectors.shape != (manifest.count, manifest.dim):
+            raise ValueError(f"generation {manifest.generation} files do not match its manifest")
+        self.annoy = AnnoyIndex(manifest.dim, "angular")
+        if manifest.count:
+            self.annoy.load(str(manifest.path(index_dir, "ann")))  # mmap: shared across processes
+
+
+class FaceIndex:
+    """Search over the current generation plus the not-yet-indexed faces. Thread-safe;
+    one per process. Every search first looks (cheaply) for a newer generation and for
+    faces enrolled since the last look."""
+
+    def __init__(self, db_path: Path, index_dir: Path | None, model: str, dim: int, *,
+                 exact_search_limit: int = 50_000, search_k: int = 20_000,
+                 candidates: int = 100):
+        self.db_path = Path(db_path)
+        # None: no generations at all, every active face is searched exactly.
+        self.index_dir = None if index_dir is None else Path(index_dir)
+        self.model, self.dim = model, dim
+        self.exact_search_limit = exact_search_limit
+        self.search_k = search_k
+        self.candidates = candidates
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._generation: _Generation | None = None
+        self._manifest_stat: tuple | None = None
+        self._delta_ids = np.zeros(0, np.int64)
+        self._delta_vectors = np.zeros((0, dim), np.float32)
+
+    # --- state ---------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = store.connect(self.db_path)
+        return conn
+
+    @property
+    def generation(self) -> int:
+        return self._generation.manifest.generation if self._generation else 0
+
+    @property
+    def size(self) -> int:
+        indexed = self._generation.manifest.count if self._generation else 0
+        return indexed + len(self._delta_ids)
+
+    def refresh(self) -> None:
+        with self._lock:
+            self._refresh_generation()
+            self._refresh_delta()
+
+    def _refresh_generation(self) -> None:
+        if self.index_dir is None:
+            return
+        path = self.index_dir / MANIFEST
+        try:
+            st = path.stat()
+            stat = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            stat = None
+        if stat == self._manifest_stat:
+            return
+        manifest = read_manifest(self.index_dir)
+        if manifest is not None and (manifest.model != self.model or manifest.dim != self.dim):
+            raise IndexMismatch(
+                f"the index in {self.index_dir} was built with model {manifest.model} "
+                f"(dim {manifest.dim}) but this service uses {self.model} (dim {self.dim}): "
+                f"run `{REBUILD_COMMAND}`",
+                index_model=manifest.model, service_model=self.model)
+        generation = None
+        if manifest is not None:
+            try:
+                generation = _Generation(manifest, self.index_dir)
+            except (OSError, ValueError) as exc:
+                # Keep serving from the old generation plus the exact delta.
+                log.error("cannot load index generation %d (%s); searching exactly until "
+                          "the next build", manifest.generation, exc)
+                generation = self._generation
+        self._manifest_stat = stat
+        if generation is not self._generation:
+            old_floor = self._generation.manifest.max_face_id if self._generation else 0
+            new_floor = generation.manifest.max_face_id if generation else 0
+            self._generation = generation
+            keep = self._delta_ids > new_floor
+            if new_floor < old_floor:  # the index went back: reload the delta from scratch
+                keep[:] = False
+            self._delta_ids = self._delta_ids[keep]
+            self._delta_vectors = self._delta_vectors[keep]
+
+    def _refresh_delta(self) -> None:
+        floor = self._generation.manifest.max_face_id if self._generation else 0
+        after = max(floor, int(self._delta_ids.max()) if len(self._delta_ids) else 0)
+        ids, vectors = store.active_embeddings(self._conn(), self.model, after)
+        if len(ids):
+            if vectors.shape[1] != self.dim:
+                raise IndexMismatch(f"database holds {vectors.shape[1]}-d embeddings of model "
+                                    f"{self.model}, expected {self.dim}: run `{REBUILD_COMMAND}`")
+            self._delta_ids = np.concatenate([self._delta_ids, ids])
+            self._delta_vectors = np.concatenate([self._delta_vectors, vectors])
+
+    # --- search --------------------------------------------------------------------
+
+    def search(self, vectors: np.ndarray, *, exclude_user: str | None = None
+               ) -> list[list[Candidate]]:
+        """For each query vector, the active faces nearest to it (best first, at most
+        `candidates`), with exact cosine similarity."""
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        self.refresh()
+        with self._lock:
+            generation = self._generation
+            delta_ids, delta_vectors = self._delta_ids, self._delta_vectors
+        found = []
+        for query in vectors:
+            ids, sims = self._nearest(generation, delta_ids, delta_vectors, query)
+            found.append((ids, sims))
+        owners = store.active_owners(self._conn(), sorted({int(i) for ids, _ in found for i in ids}))
+        results = []
+        for ids, sims in found:
+            hits = [Candidate(int(i), owners[int(i)], float(s)) for i, s in zip(ids, sims)
+                    if int(i) in owners and owners[int(i)] != exclude_user]
+            results.append(hits)
+        return results
+
+    def _nearest(self, generation: _Generation | None, delta_ids: np.ndarray,
+                 delta_vectors: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        parts_ids, parts_sims = [], []
+        if generation is not None and generation.manifest.count:
+            if generation.manifest.count <= self.exact_search_limit:
+                rows = None  # exact: every row
+                sims = np.asarray(generation.vectors) @ query
+            else:
+                rows = np.asarray(generation.annoy.get_nns_by_vector(
+                    query, self.candidates, search_k=self.search_k), dtype=np.int64)
+                sims = np.asarray(generation.vectors[rows]) @ query
+            ids = generation.ids if rows is None else generation.ids[rows]
+            parts_ids.append(ids)
+            parts_sims.append(sims)
+        if len(delta_ids):
+            parts_ids.append(delta_ids)
+            parts_sims.append(delta_vectors @ query)
+        if not parts_ids:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        ids, sims = np.concatenate(parts_ids), np.concatenate(parts_sims)
+        # Over-fetch: some candidates may turn out inactive when checked against the db.
+        take = min(len(ids), self.candidates * 2)
+        top = np.argpartition(-sims, take - 1)[:take] if take < len(ids) else np.arange(len(ids))
+        order = top[np.argsort(-sims[top], kind="stable")]
+        return ids[order], sims[order]
