@@ -53,6 +53,19 @@ class Settings:
     exact_search_limit: int = 50_000
     candidates: int = 100  # Annoy candidates reranked exactly
 
+    # HTTP API (facerec.api). Keys are generated into api_keys_path (mode 0600) at first
+    # start; FACEREC_AUTH_ENABLED=false turns them off, for local development only.
+    api_keys_path: Path = PROJECT_ROOT / "var" / "api_keys.json"
+    auth_enabled: bool = True
+    # Flask-Limiter syntax, per client address and per worker process; "" turns it off.
+    rate_limit: str = "600 per minute"
+    rate_limit_storage: str = "memory://"
+    max_top_k: int = 50
+    # The API rebuilds the index in the background once this many faces are not yet in it.
+    delta_rebuild_limit: int = 1000
+    host: str = "127.0.0.1"
+    port: int = 5000
+
     extra: dict = field(default_factory=dict)
 
     @property
@@ -68,19 +81,69 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
-def settings_from_env(environ: dict | None = None, **overrides) -> Settings:
-    """Settings from FACEREC_<FIELD> variables (e.g. FACEREC_DB_PATH), then overrides."""
+def config_file(environ: dict | None = None) -> Path:
+    """The optional TOML settings file: FACEREC_CONFIG, else facerec.toml at the root."""
     environ = os.environ if environ is None else environ
+    return Path(environ.get("FACEREC_CONFIG", PROJECT_ROOT / "facerec.toml"))
+
+
+_KINDS = {"Path": Path, "int": int, "float": float, "bool": parse_bool, "str": str,
+          "float | None": float}
+
+
+def _convert(f: dataclasses.Field, raw):
+    """A value from the TOML file (typed) or the environment (text) to the field's type."""
+    kind = _KINDS.get(str(f.type), str)
+    if kind is parse_bool:
+        return raw if isinstance(raw, bool) else parse_bool(str(raw))
+    return kind(raw)
+
+
+def settings_from_env(environ: dict | None = None, **overrides) -> Settings:
+    """Settings from the TOML file (if any), then FACEREC_<FIELD> variables (e.g.
+    FACEREC_DB_PATH), then `overrides` (CLI flags; None means not given)."""
+    import tomllib
+
+    environ = os.environ if environ is None else environ
+    fields = {f.name: f for f in dataclasses.fields(Settings) if f.name != "extra"}
     values = {}
-    for f in dataclasses.fields(Settings):
-        raw = environ.get(f"FACEREC_{f.name.upper()}")
-        if raw is None or f.name == "extra":
-            continue
-        kind = {"Path": Path, "int": int, "float": float, "bool": parse_bool, "str": str,
-                "float | None": float}.get(str(f.type), str)
+    path = config_file(environ)
+    if path.is_file():
         try:
-            values[f.name] = kind(raw)
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+        for key, raw in data.items():
+            if key not in fields:
+                raise ValueError(f"{path}: unknown setting {key!r}")
+            try:
+                values[key] = _convert(fields[key], raw)
+            except ValueError as exc:
+                raise ValueError(f"{path}: {key} = {raw!r}: {exc}") from None
+    for name, f in fields.items():
+        raw = environ.get(f"FACEREC_{name.upper()}")
+        if raw is None:
+            continue
+        try:
+            values[name] = _convert(f, raw)
         except ValueError as exc:
-            raise ValueError(f"FACEREC_{f.name.upper()}={raw!r}: {exc}") from None
+            raise ValueError(f"FACEREC_{name.upper()}={raw!r}: {exc}") from None
     settings = Settings(**values)
     return settings.replace(**overrides)
+
+
+def write_setting(key: str, value, path: Path | None = None) -> Path:
+    """Set `key = value` in the TOML settings file (created if missing), keeping the
+    other lines, atomically. Used e.g. by the evaluation to store a chosen threshold."""
+    if key not in {f.name for f in dataclasses.fields(Settings)}:
+        raise ValueError(f"unknown setting {key!r}")
+    path = Path(path) if path else config_file()
+    literal = (str(value).lower() if isinstance(value, bool)
+               else repr(value) if isinstance(value, (int, float)) else '"%s"' % str(value).replace('"', '\\"'))
+    lines = path.read_text().splitlines() if path.is_file() else []
+    lines = [line for line in lines if line.split("=")[0].strip() != key]
+    lines.append(f"{key} = {literal}")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+    return path
