@@ -4,6 +4,7 @@ overridable by FACEREC_* environment variables and by CLI flags."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,8 +139,12 @@ def write_setting(key: str, value, path: Path | None = None) -> Path:
     if key not in {f.name for f in dataclasses.fields(Settings)}:
         raise ValueError(f"unknown setting {key!r}")
     path = Path(path) if path else config_file()
-    literal = (str(value).lower() if isinstance(value, bool)
-               else repr(value) if isinstance(value, (int, float)) else '"%s"' % str(value).replace('"', '\\"'))
+    if isinstance(value, bool):
+        literal = str(value).lower()
+    elif isinstance(value, (int, float)):
+        literal = repr(value)
+    else:
+        literal = json.dumps(str(value))  # a JSON string is a valid TOML basic string
     lines = path.read_text().splitlines() if path.is_file() else []
     lines = [line for line in lines if line.split("=")[0].strip() != key]
     lines.append(f"{key} = {literal}")
