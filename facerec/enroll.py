@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
+import json
 import logging
 import os
 import sqlite3
@@ -21,11 +23,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from facerec import store
 from facerec.config import Settings
-from facerec.errors import FaceRecError, IndexMismatch
+from facerec.errors import (
+    DuplicateIdentity,
+    FaceRecError,
+    IndexMismatch,
+    InvalidUserId,
+    MultipleFaces,
+    NoFace,
+    UnsupportedMediaType,
+)
+from facerec.faces import Face
 from facerec.imaging import decode_image
 from facerec.index import REBUILD_COMMAND, FaceIndex, build_index, read_manifest
 from facerec.naming import classify, is_valid_user_id
@@ -365,3 +377,107 @@ def _retire_other_faces(conn: sqlite3.Connection, model: str, summary: Summary) 
             store.deactivate_face(conn, row["face_id"])
     if rows:
         log.info("rebuild: retired %d faces of other models", len(rows))
+
+
+# --- one photo uploaded through the HTTP API ----------------------------------------------
+
+UPLOAD_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif"}
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A photo enrolled through the API."""
+
+    user_id: str
+    face_id: int
+    path: str  # relative to the photos folder
+    face: Face
+    created: bool  # False: these exact bytes were already enrolled for this user
+    flags: list[str]
+    duplicate_of: str | None
+
+
+def enroll_upload(settings: Settings, conn: sqlite3.Connection, pipeline: Pipeline,
+                  user_id: str, data: bytes, *, index: FaceIndex | None = None) -> Upload:
+    """Enroll one uploaded photo of `user_id` exactly as convert.py enrolls one from the
+    folder (same detector, crop, embedder, duplicate check and ledger), but the photo must
+    show exactly one face: otherwise NoFace/MultipleFaces and nothing is stored.
+
+    The original bytes are kept at <photos_dir>/<user_id>/api-<sha256[:16]>.<ext>. They are
+    written to a hidden temporary name first; the face and its ledger row (that file's
+    size, mtime and sha256) are committed; only then is the file renamed into place
+    (rename keeps the mtime). So the watcher and convert.py find it already enrolled."""
+    if not is_valid_user_id(user_id):
+        raise InvalidUserId("invalid user id: use 1-64 letters, digits, '_', '.' or '-', "
+                            "starting with a letter or digit")
+    check_model(conn, settings.model, rebuild=False)
+    image = decode_image(data, settings.max_pixels)
+    ext = UPLOAD_EXTENSIONS.get(Image.open(io.BytesIO(data)).format or "")
+    if ext is None:
+        raise UnsupportedMediaType("enrollment photos must be JPEG, PNG, WebP, BMP or TIFF")
+    faces = pipeline.detect(image)
+    if not faces:
+        raise NoFace("no face found in the photo (after a second, more permissive pass)")
+    if len(faces) > 1:
+        raise MultipleFaces(f"{len(faces)} faces found; an enrollment photo must show exactly "
+                            "one face", faces=len(faces))
+    sha256 = sha256_bytes(data)
+    folder = Path(settings.photos_dir) / user_id
+    rel = f"{user_id}/api-{sha256[:16]}{ext}"
+    final = folder / f"api-{sha256[:16]}{ext}"
+    entry = store.photo_entry(conn, rel)
+    if (entry is not None and entry["status"] == "enrolled" and entry["sha256"] == sha256
+            and final.is_file()):
+        return _existing_upload(conn, entry)
+
+    embedding = pipeline.embed([(image, faces[0])])[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".api-{sha256[:16]}{ext}.tmp-{os.getpid()}-{id(data)}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        st = tmp.stat()
+        outcome = Outcome(file=PhotoFile(rel, final, st.st_size, st.st_mtime_ns), user_id=user_id,
+                          sha256=sha256, image=image, face=faces[0], embedding=embedding)
+        searcher = _DuplicateSearch(settings, rebuild=False)
+        searcher.index = index
+        searcher.check(outcome, lambda: pipeline)
+        if outcome.reject is not None:
+            raise DuplicateIdentity(outcome.reject[1], duplicate_of=outcome.duplicate_of)
+        _write(conn, outcome, entry, settings.model, Summary())
+        try:
+            os.replace(tmp, final)
+        except OSError:
+            _remove_photo(conn, store.photo_entry(conn, rel), Summary())
+            raise
+    finally:
+        tmp.unlink(missing_ok=True)
+    row = store.photo_entry(conn, rel)
+    log.info("enrolled %s through the API: face %d%s", rel, row["face_id"],
+             f" (flags: {', '.join(outcome.flags)})" if outcome.flags else "")
+    return Upload(user_id, row["face_id"], rel, faces[0], True, list(outcome.flags),
+                  outcome.duplicate_of)
+
+
+def _existing_upload(conn: sqlite3.Connection, entry: sqlite3.Row) -> Upload:
+    face = conn.execute("SELECT bbox, det_score, landmarks FROM faces WHERE face_id = ?",
+                        (entry["face_id"],)).fetchone()
+    landmarks = {k: tuple(v) for k, v in json.loads(face["landmarks"] or "{}").items()}
+    return Upload(entry["user_id"], entry["face_id"], entry["path"],
+                  Face(tuple(json.loads(face["bbox"])), face["det_score"], landmarks),
+                  False, json.loads(entry["flags"]), entry["duplicate_of"])
+
+
+def _ledger_rows(conn: sqlite3.Connection, paths: Iterable[str]) -> dict[str, sqlite3.Row]:
+    """The ledger entries of just these paths (the watcher's batches are small; the
+    ledger may hold a million rows)."""
+    paths = list(paths)
+    rows: dict[str, sqlite3.Row] = {}
+    for start in range(0, len(paths), 500):
+        chunk = paths[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in conn.execute(f"SELECT * FROM photos WHERE path IN ({marks})", chunk):
+            rows[row["path"]] = row
+    return rows

@@ -62,3 +62,32 @@ class IndexMismatch(FaceRecError):
 
     status = 503
     code = "index_mismatch"
+
+
+class BadRequest(FaceRecError):
+    """A malformed request: missing field, bad base64, invalid parameter."""
+
+    status = 400
+    code = "bad_request"
+
+
+class Unauthorized(FaceRecError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(FaceRecError):
+    status = 403
+    code = "forbidden"
+
+
+class DuplicateIdentity(FaceRecError):
+    """The face already belongs to another user (with reject_duplicates set)."""
+
+    status = 409
+    code = "duplicate_identity"
+
+
+class UnsupportedMediaType(FaceRecError):
+    status = 415
+    code = "unsupported_media_type"

@@ -324,3 +324,21 @@ class FaceIndex:
         top = np.argpartition(-sims, take - 1)[:take] if take < len(ids) else np.arange(len(ids))
         order = top[np.argsort(-sims[top], kind="stable")]
         return ids[order], sims[order]
+
+
+def purge_generations_before(index_dir: Path, generation: int) -> int:
+    """Delete the files of every generation older than `generation`: after an erasure,
+    the erased vectors must leave the disk, not wait for KEEP_GENERATIONS more builds.
+    Readers that still have an old generation mapped keep working (Linux keeps unlinked
+    files alive while open); one caught loading it keeps its previous generation and
+    switches on its next search. Returns the number of files deleted."""
+    deleted = 0
+    for path in Path(index_dir).glob("gen-*.*"):
+        try:
+            number = int(path.name.split(".")[0].split("-")[1])
+        except (IndexError, ValueError):
+            continue
+        if number < generation:
+            path.unlink(missing_ok=True)
+            deleted += 1
+    return deleted

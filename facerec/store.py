@@ -305,3 +305,69 @@ def record_photo(conn: sqlite3.Connection, path: str, *, status: str, user_id: s
         (path, user_id, sha256, size, mtime_ns, status, reason, face_id,
          json.dumps(flags or []), duplicate_of, now()),
     )
+
+
+# --- queries for the HTTP API ---------------------------------------------------------
+
+def user_embeddings(conn: sqlite3.Connection, user_id: str, model: str
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(face_ids, vectors) of one user's active faces of `model` (1:1 verification)."""
+    rows = conn.execute("SELECT face_id, embedding FROM faces WHERE user_id = ? AND active = 1 "
+                        "AND model = ? ORDER BY face_id", (user_id, model)).fetchall()
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    if not rows:
+        return ids, np.zeros((0, 0), np.float32)
+    return ids, np.stack([blob_embedding(r[1]) for r in rows])
+
+
+def user_faces(conn: sqlite3.Connection, user_id: str) -> list[dict]:
+    """A user's active faces, oldest first, without their embeddings."""
+    rows = conn.execute("SELECT face_id, photo_path, photo_sha256, bbox, det_score, model, "
+                        "created_at FROM faces WHERE user_id = ? AND active = 1 ORDER BY face_id",
+                        (user_id,)).fetchall()
+    return [{"face_id": r["face_id"], "photo_path": r["photo_path"],
+             "photo_sha256": r["photo_sha256"], "bbox": json.loads(r["bbox"]),
+             "detection_score": r["det_score"], "model": r["model"],
+             "created_at": r["created_at"]} for r in rows]
+
+
+def list_users(conn: sqlite3.Connection, *, limit: int, offset: int, name: str | None = None
+               ) -> tuple[list[sqlite3.Row], int]:
+    """A page of users ordered by id (optionally whose name contains `name`, any case),
+    with each user's active face count, and the total number matching."""
+    where, params = "", []
+    if name:
+        escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        where, params = "WHERE lower(u.name) LIKE lower(?) ESCAPE '\\'", [f"%{escaped}%"]
+    total = conn.execute(f"SELECT count(*) FROM users u {where}", params).fetchone()[0]
+    rows = conn.execute(
+        f"SELECT u.*, (SELECT count(*) FROM faces f WHERE f.user_id = u.id AND f.active = 1) "
+        f"AS face_count FROM users u {where} ORDER BY u.id LIMIT ? OFFSET ?",
+        [*params, limit, offset]).fetchall()
+    return rows, total
+
+
+def update_profile(conn: sqlite3.Connection, user_id: str, fields: dict) -> None:
+    """Change an existing user's profile: name and email are set as given (None clears
+    them); extra fields are merged, and an extra field set to None is removed."""
+    row = conn.execute("SELECT name, email, profile FROM users WHERE id = ?", (user_id,)).fetchone()
+    if row is None:
+        raise KeyError(user_id)
+    profile = json.loads(row["profile"] or "{}")
+    columns = {"name": row["name"], "email": row["email"]}
+    for key, value in fields.items():
+        if key in ("id", "user_id", "face_id", "created_at", "updated_at"):
+            continue
+        if key in USER_COLUMNS:
+            columns[key] = value
+        elif value is None:
+            profile.pop(key, None)
+        else:
+            profile[key] = value
+    conn.execute("UPDATE users SET name = ?, email = ?, profile = ?, updated_at = ? WHERE id = ?",
+                 (columns["name"], columns["email"], json.dumps(profile, ensure_ascii=False),
+                  now(), user_id))
+
+
+def photo_entry(conn: sqlite3.Connection, path: str) -> sqlite3.Row | None:
+    return conn.execute("SELECT * FROM photos WHERE path = ?", (path,)).fetchone()
