@@ -38,6 +38,10 @@ class Settings:
     ambiguity_margin: float = 0.05
     top_k: int = 5
 
+    # TensorFlow threads per process (0: TensorFlow's default, all cores). With several
+    # worker processes on few cores, 1 each is faster than sharing (DESIGN.md §5).
+    tf_threads: int = 0
+
     # Detection.
     min_face_size: int = 20
     detect_max_side: int = 1024

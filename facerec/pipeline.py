@@ -74,8 +74,20 @@ def load_pipeline(settings: Settings) -> Pipeline:
             from facerec.detector import MTCNNDetector
 
             log.info("loading models: MTCNN + %s", settings.model)
+            if settings.tf_threads:
+                _limit_tensorflow_threads(settings.tf_threads)
             embedder = load_embedder(settings.model, settings.models_dir, settings.batch_size)
             detector = MTCNNDetector(min_face_size=settings.min_face_size,
                                      max_side=settings.detect_max_side)
             _loaded[key] = Pipeline(detector, embedder)
         return _loaded[key]
+
+
+def _limit_tensorflow_threads(threads: int) -> None:
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # TensorFlow already started in this process: keep its setting
+        log.warning("TensorFlow already initialised; tf_threads=%d not applied", threads)
