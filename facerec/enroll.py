@@ -120,9 +120,20 @@ def scan_folder(photos_dir: Path, only: Iterable[str] | None = None) -> list[Pho
             continue
         if not path.is_file() or path.is_symlink():
             continue
-        found.append(PhotoFile(path.relative_to(photos_dir).as_posix(), path, st.st_size,
-                               st.st_mtime_ns))
+        found.append(PhotoFile(path_key(path.relative_to(photos_dir).as_posix()), path,
+                               st.st_size, st.st_mtime_ns))
     return found
+
+
+def path_key(rel: str) -> str:
+    """The ledger's name for a path: itself, or for a file name that is not valid UTF-8
+    (SQLite cannot store it) the same name with its undecodable bytes escaped as \\xNN,
+    so such a file is rejected once with a reason instead of failing every time."""
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return rel
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -178,7 +189,7 @@ def enroll_folder(settings: Settings, conn: sqlite3.Connection,
 
     only = None if only is None else sorted(set(only))
     files = scan_folder(photos_dir, only)
-    ledger = store.ledger(conn)
+    ledger = store.ledger(conn) if only is None else _ledger_rows(conn, map(path_key, only))
     todo = []
     for file in files:
         entry = ledger.get(file.rel)
@@ -191,7 +202,7 @@ def enroll_folder(settings: Settings, conn: sqlite3.Connection,
             todo.append(file)
 
     present = {f.rel for f in files}
-    scope = set(only) if only is not None else None
+    scope = {path_key(rel) for rel in only} if only is not None else None
     gone = [rel for rel, entry in ledger.items()
             if entry["status"] != "removed" and rel not in present
             and (scope is None or rel in scope)]
@@ -326,8 +337,20 @@ class _DuplicateSearch:
 def _write(conn: sqlite3.Connection, outcome: Outcome, entry: sqlite3.Row | None, model: str,
            summary: Summary) -> None:
     file = outcome.file
-    old_face = entry["face_id"] if entry is not None and entry["status"] == "enrolled" else None
     with store.transaction(conn):
+        # Read the ledger again under the write lock: another process (convert.py beside
+        # the watcher) may have enrolled this very file since `entry` was read.
+        seen = entry
+        entry = conn.execute("SELECT * FROM photos WHERE path = ?", (file.rel,)).fetchone()
+        changed_meanwhile = entry is not None and (
+            seen is None or entry["processed_at"] != seen["processed_at"])
+        if (changed_meanwhile and outcome.reject is None and entry["status"] == "enrolled"
+                and entry["sha256"] == outcome.sha256):
+            conn.execute("UPDATE photos SET size = ?, mtime_ns = ? WHERE path = ?",
+                         (file.size, file.mtime_ns, file.rel))
+            summary.unchanged += 1
+            return
+        old_face = entry["face_id"] if entry is not None and entry["status"] == "enrolled" else None
         if old_face is not None:
             store.deactivate_face(conn, old_face)
         if outcome.reject is not None:
@@ -360,6 +383,9 @@ def _write(conn: sqlite3.Connection, outcome: Outcome, entry: sqlite3.Row | None
 
 def _remove_photo(conn: sqlite3.Connection, entry: sqlite3.Row, summary: Summary) -> None:
     with store.transaction(conn):
+        entry = conn.execute("SELECT * FROM photos WHERE path = ?", (entry["path"],)).fetchone()
+        if entry is None or entry["status"] == "removed":
+            return  # another process got there first
         if entry["status"] == "enrolled" and entry["face_id"] is not None:
             store.deactivate_face(conn, entry["face_id"])
             summary.removed += 1
