@@ -17,6 +17,7 @@ from facerec import store
 from facerec.config import settings_from_env
 from facerec.enroll import enroll_folder
 from facerec.errors import FaceRecError
+from facerec.ingest_report import ingest_report
 from facerec.logs import setup_logging
 from facerec.pipeline import load_pipeline
 
@@ -47,17 +48,12 @@ def parse_args(argv: list[str] | None):
 
 
 def report(conn, status: str, as_json: bool) -> int:
-    query = "SELECT * FROM photos"
-    params: tuple = ()
-    if status == "flagged":
-        query += " WHERE flags != '[]'"
-    elif status != "all":
-        query += " WHERE status = ?"
-        params = (status,)
-    rows = conn.execute(query + " ORDER BY status, path", params).fetchall()
-    for row in rows:
-        item = dict(row)
-        item["flags"] = json.loads(item["flags"])
+    try:
+        result = ingest_report(conn, status, limit=None)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for item in result["photos"]:
         if as_json:
             print(json.dumps(item))
         else:
@@ -67,8 +63,8 @@ def report(conn, status: str, as_json: bool) -> int:
                 item["reason"] or ""]))
             print(f"{item['status']:9} {item['path']}  user={item['user_id']}  "
                   f"face={item['face_id']}  {extra}".rstrip())
-    counts = conn.execute("SELECT status, count(*) FROM photos GROUP BY status").fetchall()
-    print("total: " + ", ".join(f"{r[0]} {r[1]}" for r in counts) if counts else "total: none",
+    counts = {k: v for k, v in result["counts"].items() if v}
+    print("total: " + ", ".join(f"{k} {v}" for k, v in counts.items()) if counts else "total: none",
           file=sys.stderr)
     return 0
 
