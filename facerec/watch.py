@@ -26,12 +26,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from facerec import store
 from facerec.config import Settings
 from facerec.enroll import PhotoFile, Summary, enroll_folder, path_key, scan_folder, stored_dim
+from facerec.faces import Face
 from facerec.index import build_index, read_manifest
 from facerec.naming import classify
 from facerec.pipeline import Pipeline
@@ -187,7 +189,7 @@ class Watcher:
         observer.start()  # before the first scan, so nothing falls between the two
         try:
             if self.options.preload:
-                self.get_pipeline()
+                warm_up(self.get_pipeline())
             rebuilder.start()
             self.events.put(("reconcile", ""))
             log.info("watching %s (settle %.2f s, reconcile every %.0f s)", self.root,
@@ -394,6 +396,13 @@ class Watcher:
         self.summary.rebuilds += 1
         log.info("index rebuilt for %d changed faces: generation %d, %d faces, %.1f s",
                  backlog, built.generation, built.count, built.build_seconds)
+
+
+def warm_up(pipeline: Pipeline) -> None:
+    """Trace the models' graphs now, so the first photo is not seconds late."""
+    image = np.full((480, 640, 3), 128, np.uint8)
+    pipeline.detect(image, second_pass=False)
+    pipeline.embed([(image, Face((200, 100, 360, 300), 1.0))])
 
 
 def reconcile_paths(settings: Settings, conn) -> list[str]:
