@@ -32,7 +32,7 @@ from watchdog.observers import Observer
 
 from facerec import store
 from facerec.config import Settings
-from facerec.enroll import PhotoFile, Summary, enroll_folder, path_key, scan_folder, stored_dim
+from facerec.enroll import PhotoFile, Summary, check_model, enroll_folder, path_key, scan_folder, stored_dim
 from facerec.faces import Face
 from facerec.index import build_index, read_manifest
 from facerec.naming import classify
@@ -180,6 +180,7 @@ class Watcher:
         if not self.root.is_dir():
             raise FileNotFoundError(f"photos folder {self.root} does not exist")
         self._conn = store.open_db(self.settings.db_path)
+        check_model(self._conn, self.settings.model, rebuild=False)  # refuse to start, not fail per photo
         observer = Observer()
         observer.schedule(_Handler(self.root, self.events), os.fspath(self.root), recursive=True)
         alarm = _OverflowAlarm(self.events)

@@ -161,6 +161,21 @@ def test_rejects_bad_files_with_reasons_and_keeps_running(settings, conn, pipeli
     assert all(row["reason"] for row in report["photos"])
 
 
+def test_folder_renamed_or_deleted(settings, conn, pipeline, watcher):
+    photos = settings.photos_dir
+    save_photo(photos / "old_id" / "a.png", 70)
+    save_photo(photos / "gone" / "b.png", 71)
+    wait_for(lambda: status(conn, "old_id/a.png") == status(conn, "gone/b.png") == "enrolled",
+             what="both folders enrolled")
+    os.rename(photos / "old_id", photos / "new_id")
+    shutil.rmtree(photos / "gone")
+    wait_for(lambda: (status(conn, "old_id/a.png"), status(conn, "new_id/a.png"),
+                      status(conn, "gone/b.png")) == ("removed", "enrolled", "removed"),
+             what="the rename and the delete handled")
+    assert who(settings, pipeline, 70) == "new_id"
+    assert who(settings, pipeline, 71) is None
+
+
 def test_500_photos_dropped_at_once_are_all_enrolled_exactly_once(settings, conn, pipeline, tmp_path):
     staging = tmp_path / "staging"
     names = []
