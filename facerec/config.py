@@ -71,6 +71,17 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 5000
 
+    # Live video (POST /frames, the camera page): identities voted over the last
+    # frames_vote_window identifications of a face; a settled face is identified again
+    # every frames_reverify_every frames (else only tracked). Streams live in each worker's
+    # memory: at most frames_max_streams, forgotten after frames_idle_seconds.
+    frames_vote_window: int = 5
+    frames_reverify_every: int = 5
+    frames_max_streams: int = 256
+    frames_idle_seconds: float = 30.0
+    # Per client address and worker, instead of rate_limit: a camera sends many frames.
+    frames_rate_limit: str = "1800 per minute"
+
     extra: dict = field(default_factory=dict)
 
     @property

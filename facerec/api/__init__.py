@@ -56,18 +56,23 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
             log.error("models not loaded: %s", exc.message)
 
     handlers.register(app)
-    Limiter(get_remote_address, app=app,
-            default_limits=[settings.rate_limit] if settings.rate_limit else [],
-            default_limits_exempt_when=lambda: request.endpoint in PUBLIC_ENDPOINTS,
-            storage_uri=settings.rate_limit_storage, headers_enabled=True,
-            enabled=bool(settings.rate_limit))
+    limiter = Limiter(get_remote_address, app=app,
+                      default_limits=[settings.rate_limit] if settings.rate_limit else [],
+                      default_limits_exempt_when=lambda: request.endpoint in PUBLIC_ENDPOINTS,
+                      storage_uri=settings.rate_limit_storage, headers_enabled=True,
+                      enabled=bool(settings.rate_limit))
     app.teardown_appcontext(close_db)
 
-    from facerec.api import ops, recognition, users
+    from facerec.api import face_images, frames, ops, pages, recognition, users
 
+    if settings.frames_rate_limit:  # a camera sends many frames: its own limit
+        limiter.limit(settings.frames_rate_limit)(frames.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(recognition.bp)
     app.register_blueprint(users.bp)
+    app.register_blueprint(frames.bp)
+    app.register_blueprint(face_images.bp)
+    app.register_blueprint(pages.bp)
     log.info("API ready: model %s, database %s, index %s, keys %s", settings.model,
              settings.db_path, settings.index_dir,
              settings.api_keys_path if settings.auth_enabled else "OFF")

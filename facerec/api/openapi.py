@@ -162,6 +162,82 @@ SCHEMAS = {
 }
 
 
+SCHEMAS.update({
+    "TrackedFace": {"allOf": [_ref("Face"), {"type": "object", "properties": {
+        "track_id": {"type": "integer", "description": "the same face across frames"},
+        "status": {"type": "string", "enum": ["recognized", "unknown", "pending"],
+                   "description": "the vote over the track's last identifications: a label "
+                   "holding more than half of frames_vote_window votes; pending until then"},
+        "recognized": {"type": "boolean"},
+        "user_id": {"type": "string", "nullable": True,
+                    "description": "the recognized user (while pending: the leading one)"},
+        "name": {"type": "string", "nullable": True,
+                 "description": "the user's profile name, else the user id"},
+        "similarity_score": {"type": "number", "nullable": True,
+                             "description": "mean cosine of the votes for user_id"},
+        "votes": {"type": "integer"}, "votes_cast": {"type": "integer"},
+        "identified": {"type": "boolean", "description": "embedded and searched on this "
+                       "frame; false: only tracked (identity stable, box still)"},
+        "new_track": {"type": "boolean"},
+        "frame_match": {"type": "object", "description": "this frame's own result, when "
+                        "identified", "properties": {
+                            "user_id": {"type": "string", "nullable": True},
+                            "similarity_score": {"type": "number", "nullable": True},
+                            "ambiguous": {"type": "boolean"}}}}}]},
+    "Frame": {"type": "object", "properties": {
+        "stream": {"type": "string"}, "frame": {"type": "integer"},
+        "new_stream": {"type": "boolean", "description": "this worker process had no state "
+                       "for the stream (first frame, expired, or another worker had it)"},
+        "width": {"type": "integer"}, "height": {"type": "integer"},
+        "faces": {"type": "array", "items": _ref("TrackedFace")},
+        "identified": {"type": "integer"}, "tracked": {"type": "integer"},
+        "threshold": {"type": "number"}, "vote_window": {"type": "integer"},
+        "timing_ms": {"type": "object", "properties": {
+            "detect": {"type": "number"}, "identify": {"type": "number"}}}}},
+})
+
+
+def _frames_paths() -> dict:
+    html = {"200": {"description": "HTML", "content": {"text/html": {}}}}
+    return {
+        "/frames": {"post": {
+            "summary": "One frame of a live video: tracked faces with voted identities",
+            "tags": ["recognition"],
+            "description": "Send the frames of one video one at a time with the same `stream` "
+                           "id (chosen by the client). Faces are tracked between frames by box "
+                           "overlap; each track's name is a vote over its last identifications, "
+                           "so it does not flicker. A face whose identity is settled and whose "
+                           "box moved little is only tracked (no embedding), and re-identified "
+                           "every frames_reverify_every frames. Streams live in the memory of "
+                           "the worker process (bounded, forgotten after frames_idle_seconds); "
+                           "a worker that has not seen a stream starts it fresh. Rate limit: "
+                           "frames_rate_limit. Needs a recognize or manage key.",
+            "security": RECOGNIZE,
+            "requestBody": _photo_body(extra={
+                "stream": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"}}),
+            "responses": {"200": _json(_ref("Frame")),
+                          **_errors(400, 401, 413, 415, 429, 500, 503)}}},
+        "/users/{user_id}/faces/{face_id}/image": {"get": {
+            "summary": "A small JPEG of one enrolled face", "tags": ["users"],
+            "security": MANAGE,
+            "description": "Cut from the stored photo (box plus a margin, at most 160 px); "
+                           "sent with Cache-Control: no-store.",
+            "parameters": [USER_ID, {"name": "face_id", "in": "path", "required": True,
+                                     "schema": {"type": "integer"}}],
+            "responses": {"200": {"description": "JPEG", "content": {"image/jpeg": {}}},
+                          **_errors(400, 401, 403, 404, 429)}}},
+        "/": {"get": {"summary": "Camera page: live recognition in the browser",
+                      "tags": ["pages"], "responses": html}},
+        "/manage": {"get": {"summary": "Manage page: list, search, add and delete users",
+                            "tags": ["pages"], "responses": html}},
+        "/static/{name}": {"get": {
+            "summary": "The pages' scripts and style sheet", "tags": ["pages"],
+            "parameters": [{"name": "name", "in": "path", "required": True,
+                            "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "the file"}, **_errors(404)}}},
+    }
+
+
 def _paths() -> dict:
     return {
         "/upload_photo": {"post": {
@@ -258,9 +334,6 @@ def _paths() -> dict:
                                                    "content": {"text/plain": {}}}}}},
         "/openapi.json": {"get": {"summary": "This document", "tags": ["operations"],
                                   "responses": {"200": _json({"type": "object"})}}},
-        "/": {"get": {"summary": "Home page (a placeholder linking to /docs)",
-                      "tags": ["operations"],
-                      "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}}}},
         "/docs": {"get": {"summary": "This document as a web page (works offline)",
                           "tags": ["operations"],
                           "responses": {"200": {"description": "HTML",
@@ -278,7 +351,7 @@ def openapi_document() -> dict:
                                 "Every error is JSON {error, message, details?, request_id} "
                                 "with the status listed under x-error-codes."},
         "servers": [{"url": "/"}],
-        "paths": _paths(),
+        "paths": {**_paths(), **_frames_paths()},
         "components": {
             "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": HEADER}},
             "schemas": SCHEMAS,

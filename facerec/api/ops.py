@@ -1,5 +1,6 @@
-"""Operations: a placeholder home page, health, Prometheus metrics, the OpenAPI document
-and its offline docs page. None of these needs a key or counts against the rate limit."""
+"""Operations: health, Prometheus metrics, the OpenAPI document and its offline docs
+page. None of these (nor the web pages, facerec.api.pages) needs a key or counts against
+the rate limit."""
 
 from __future__ import annotations
 
@@ -13,17 +14,8 @@ from facerec.index import read_manifest
 
 bp = Blueprint("ops", __name__)
 
-PUBLIC_ENDPOINTS = frozenset({"ops.home", "ops.health", "ops.metrics", "ops.openapi",
-                              "ops.docs", "static"})
-
-HOME_HTML = """<!doctype html><html><head><meta charset="utf-8"><title>facerec</title></head>
-<body><h1>facerec</h1><p>Face recognition API. See the <a href="/docs">API documentation</a>
-(<a href="/openapi.json">OpenAPI</a>) and <a href="/health">health</a>.</p></body></html>"""
-
-
-@bp.get("/")
-def home():
-    return Response(HOME_HTML, mimetype="text/html")
+PUBLIC_ENDPOINTS = frozenset({"ops.health", "ops.metrics", "ops.openapi", "ops.docs",
+                              "static", "pages.camera", "pages.manage", "pages.asset"})
 
 
 def _index_state() -> dict:
