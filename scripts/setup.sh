@@ -19,11 +19,18 @@ requirements=requirements.txt
 [ "${1:-}" = "--dev" ] && requirements=requirements-dev.txt
 
 [ -x .venv/bin/python ] || { echo "setup: creating .venv"; "$python" -m venv .venv; }
-stamp=.venv/.installed-$(cat requirements.txt "$requirements" | sha256sum | cut -c1-16)
+extras=()
+[ "${1:-}" = "--dev" ] && extras=(requirements-eval.txt)
+stamp=.venv/.installed-$(cat requirements.txt "$requirements" "${extras[@]}" | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
     echo "setup: installing $requirements (first time: a few minutes, TensorFlow is large)"
     .venv/bin/python -m pip install --quiet --upgrade pip
     .venv/bin/python -m pip install --quiet -r "$requirements"
+    if [ "${1:-}" = "--dev" ]; then
+        # face_recognition's own `dlib` requirement would compile dlib; dlib-bin (in
+        # requirements-eval.txt) provides the module, so install it without dependencies.
+        .venv/bin/python -m pip install --quiet --no-deps face-recognition==1.3.0
+    fi
     touch "$stamp"
 fi
 
