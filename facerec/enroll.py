@@ -472,6 +472,9 @@ def enroll_upload(settings: Settings, conn: sqlite3.Connection, pipeline: Pipeli
         searcher.check(outcome, lambda: pipeline)
         if outcome.reject is not None:
             raise DuplicateIdentity(outcome.reject[1], duplicate_of=outcome.duplicate_of)
+        if store.get_meta(conn, "embedding_model") is None:  # as enroll_folder records it
+            with store.transaction(conn):
+                store.set_meta(conn, "embedding_model", settings.model)
         _write(conn, outcome, entry, settings.model, Summary())
         try:
             os.replace(tmp, final)

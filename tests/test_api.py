@@ -367,6 +367,7 @@ def test_enrolled_photo_is_stored_ledgered_and_unchanged_for_convert(client, man
     path = api_settings.photos_dir / r.json["photo_path"]
     assert path.parent.name == "alice" and path.name.startswith("api-") and path.suffix == ".png"
     assert path.read_bytes() == photo
+    assert store.get_meta(conn, "embedding_model") == "fake"  # convert.py checks it
     entry = store.photo_entry(conn, r.json["photo_path"])
     st = path.stat()
     assert (entry["status"], entry["size"], entry["mtime_ns"], entry["face_id"]) == (
