@@ -57,6 +57,13 @@ class Settings:
     annoy_search_k: int = 20_000
     exact_search_limit: int = 50_000
     candidates: int = 100  # Annoy candidates reranked exactly
+    # Approximate index above exact_search_limit: "auto" (Annoy up to
+    # facerec.index.AUTO_HNSW_FROM faces, hnswlib above), "annoy" or "hnsw". Measured in
+    # BENCHMARKS.md (ANN study). hnswlib loads a private copy per process (no mmap).
+    index_engine: str = "auto"
+    hnsw_m: int = 16
+    hnsw_ef_construction: int = 200
+    hnsw_ef: int = 100  # searches use max(hnsw_ef, candidates)
 
     # HTTP API (facerec.api). Keys are generated into api_keys_path (mode 0600) at first
     # start; FACEREC_AUTH_ENABLED=false turns them off, for local development only.

@@ -39,7 +39,7 @@ from facerec.errors import (
 )
 from facerec.faces import Face
 from facerec.imaging import decode_image
-from facerec.index import REBUILD_COMMAND, FaceIndex, build_index, read_manifest
+from facerec.index import REBUILD_COMMAND, FaceIndex, build_index, build_options, read_manifest
 from facerec.naming import classify, is_valid_user_id
 from facerec.pipeline import Pipeline
 
@@ -239,7 +239,7 @@ def enroll_folder(settings: Settings, conn: sqlite3.Connection,
     stale = manifest is None or manifest.model != model
     if build and (summary.changed or rebuild or stale):
         dim = stored_dim(conn, model) or get_pipeline().model.dim
-        built = build_index(conn, settings.index_dir, model, dim, settings.annoy_trees)
+        built = build_index(conn, settings.index_dir, model, dim, **build_options(settings))
         summary.index = f"generation {built.generation} ({built.count} faces)"
     summary.seconds = time.perf_counter() - started
     log.info("enrollment: %s", summary.line())
@@ -321,7 +321,8 @@ class _DuplicateSearch:
                                    None if self.rebuild else self.settings.index_dir,
                                    info.name, info.dim,
                                    exact_search_limit=self.settings.exact_search_limit,
-                                   search_k=self.settings.annoy_search_k, candidates=10)
+                                   search_k=self.settings.annoy_search_k, candidates=10,
+                                   hnsw_ef=self.settings.hnsw_ef)
         hits = self.index.search(outcome.embedding, exclude_user=outcome.user_id)[0]
         threshold = self.settings.effective_threshold
         if hits and hits[0].similarity >= threshold:

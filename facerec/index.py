@@ -5,7 +5,9 @@ On disk, in the index folder:
   manifest.json           the current generation: model, dim, count, max face_id, files
   gen-<N>.ids.npy         face ids, row i ↔ Annoy item i
   gen-<N>.vectors.npy     the L2-normalised vectors (exact rerank and exact search)
-  gen-<N>.ann             Annoy (angular) over the same rows
+  gen-<N>.ann             Annoy (angular) over the same rows, or
+  gen-<N>.hnsw            hnswlib (inner product) over them: the manifest's "engine"
+                          says which (BENCHMARKS.md, ANN study: which one at which size)
 A build writes a new generation under temporary names, fsyncs, renames, and only then
 replaces manifest.json; files a reader may have mapped are never overwritten, and old
 generations are removed only after newer ones exist (Linux keeps unlinked mmaps valid).
@@ -53,6 +55,9 @@ class Manifest:
     n_trees: int
     built_at: str
     build_seconds: float
+    engine: str = "annoy"  # manifests written before hnswlib was added are Annoy
+    hnsw_m: int = 0
+    hnsw_ef_construction: int = 0
 
     def path(self, index_dir: Path, kind: str) -> Path:
         return Path(index_dir) / f"gen-{self.generation:06d}.{kind}"
@@ -109,11 +114,55 @@ def build_lock(index_dir: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def build_index(conn: sqlite3.Connection, index_dir: Path, model: str, dim: int,
-                n_trees: int = 50) -> Manifest:
-    """Build a new generation from the active faces of `model` and make it current."""
+ENGINES = ("auto", "annoy", "hnsw")
+# "auto": Annoy up to this many faces, hnswlib above. Measured on clustered face-like
+# vectors (benchmarks/bench_ann.py, BENCHMARKS.md): below it Annoy reaches recall@1 ≥ 0.99
+# well within 5 ms and its file is shared between processes by mmap; above it Annoy needs
+# a search_k too slow for that, while hnswlib stays under 1 ms.
+AUTO_HNSW_FROM = 200_000
+
+
+def resolve_engine(engine: str, count: int) -> str:
+    if engine not in ENGINES:
+        raise ValueError(f"unknown index engine {engine!r}; choose one of {ENGINES}")
+    if engine == "auto":
+        return "hnsw" if count > AUTO_HNSW_FROM else "annoy"
+    return engine
+
+
+def _write_annoy(vectors: np.ndarray, dim: int, n_trees: int, path: Path) -> None:
     from annoy import AnnoyIndex
 
+    annoy = AnnoyIndex(dim, "angular")
+    for row, vector in enumerate(vectors):
+        annoy.add_item(row, vector)
+    annoy.build(n_trees if len(vectors) else 1, n_jobs=1)
+    _write_durably(path, lambda p: annoy.save(str(p)))
+    annoy.unload()
+
+
+def _write_hnsw(vectors: np.ndarray, dim: int, m: int, ef_construction: int, path: Path) -> None:
+    import hnswlib
+
+    index = hnswlib.Index(space="ip", dim=dim)  # vectors are unit length: ip = 1 − cosine
+    index.init_index(max_elements=max(1, len(vectors)), M=m, ef_construction=ef_construction)
+    if len(vectors):
+        # One thread, like Annoy's build: a background rebuild must not starve the API.
+        index.add_items(vectors, np.arange(len(vectors)), num_threads=1)
+    _write_durably(path, lambda p: index.save_index(str(p)))
+
+
+def build_options(settings) -> dict:
+    """build_index's keyword arguments from a facerec.config.Settings."""
+    return {"n_trees": settings.annoy_trees, "engine": settings.index_engine,
+            "hnsw_m": settings.hnsw_m, "hnsw_ef_construction": settings.hnsw_ef_construction}
+
+
+def build_index(conn: sqlite3.Connection, index_dir: Path, model: str, dim: int,
+                n_trees: int = 50, *, engine: str = "auto", hnsw_m: int = 16,
+                hnsw_ef_construction: int = 200) -> Manifest:
+    """Build a new generation from the active faces of `model` and make it current.
+    `engine` ("auto", "annoy" or "hnsw") picks the approximate index (resolve_engine)."""
     index_dir = Path(index_dir)
     with build_lock(index_dir):
         started = time.perf_counter()
@@ -128,27 +177,28 @@ def build_index(conn: sqlite3.Connection, index_dir: Path, model: str, dim: int,
         # A crashed build may have left files of this number; never reuse a file name.
         while any(index_dir.glob(f"gen-{generation:06d}.*")):
             generation += 1
+        chosen = resolve_engine(engine, len(ids))
+        hnsw = chosen == "hnsw"
         manifest = Manifest(
             generation=generation, model=model, dim=dim, metric="angular", count=len(ids),
-            max_face_id=int(ids.max()) if len(ids) else 0, n_trees=n_trees,
-            built_at=store.now(), build_seconds=0.0,
+            max_face_id=int(ids.max()) if len(ids) else 0, n_trees=0 if hnsw else n_trees,
+            built_at=store.now(), build_seconds=0.0, engine=chosen,
+            hnsw_m=hnsw_m if hnsw else 0, hnsw_ef_construction=hnsw_ef_construction if hnsw else 0,
         )
         _write_durably(manifest.path(index_dir, "ids.npy"), lambda p: _save_npy(p, ids))
         _write_durably(manifest.path(index_dir, "vectors.npy"), lambda p: _save_npy(p, vectors))
-        annoy = AnnoyIndex(dim, "angular")
-        for row, vector in enumerate(vectors):
-            annoy.add_item(row, vector)
-        annoy.build(n_trees if len(ids) else 1, n_jobs=1)
-        _write_durably(manifest.path(index_dir, "ann"), lambda p: annoy.save(str(p)))
-        annoy.unload()
+        if hnsw:
+            _write_hnsw(vectors, dim, hnsw_m, hnsw_ef_construction, manifest.path(index_dir, "hnsw"))
+        else:
+            _write_annoy(vectors, dim, n_trees, manifest.path(index_dir, "ann"))
         manifest = Manifest(**{**asdict(manifest),
                                "build_seconds": round(time.perf_counter() - started, 3)})
         _write_durably(index_dir / MANIFEST,
                        lambda p: p.write_text(json.dumps(asdict(manifest), indent=2)))
         _fsync_dir(index_dir)
         _remove_old_generations(index_dir, generation)
-        log.info("index generation %d built: %d faces in %.2f s", generation, len(ids),
-                 manifest.build_seconds)
+        log.info("index generation %d built (%s): %d faces in %.2f s", generation, chosen,
+                 len(ids), manifest.build_seconds)
         return manifest
 
 
@@ -168,19 +218,40 @@ def _remove_old_generations(index_dir: Path, current: int) -> None:
 
 
 class _Generation:
-    """One loaded generation: ids, vectors (memory-mapped) and the Annoy index."""
+    """One loaded generation: ids, vectors (memory-mapped) and the Annoy or hnswlib index."""
 
-    def __init__(self, manifest: Manifest, index_dir: Path):
-        from annoy import AnnoyIndex
-
+    def __init__(self, manifest: Manifest, index_dir: Path, hnsw_ef: int = 100):
         self.manifest = manifest
         self.ids = np.load(manifest.path(index_dir, "ids.npy"))
         self.vectors = np.load(manifest.path(index_dir, "vectors.npy"), mmap_mode="r")
         if len(self.ids) != manifest.count or self.vectors.shape != (manifest.count, manifest.dim):
             raise ValueError(f"generation {manifest.generation} files do not match its manifest")
-        self.annoy = AnnoyIndex(manifest.dim, "angular")
-        if manifest.count:
-            self.annoy.load(str(manifest.path(index_dir, "ann")))  # mmap: shared across processes
+        self.annoy = self.hnsw = None
+        if manifest.engine == "hnsw":
+            import hnswlib
+
+            self.hnsw = hnswlib.Index(space="ip", dim=manifest.dim)
+            # Read into this process's memory (no mmap): each process holds its own copy.
+            self.hnsw.load_index(str(manifest.path(index_dir, "hnsw")), max_elements=max(1, manifest.count))
+            if self.hnsw.get_current_count() != manifest.count:
+                raise ValueError(f"generation {manifest.generation} hnsw file does not match its manifest")
+            self.hnsw.set_ef(hnsw_ef)  # searches use max(ef, k)
+            self.hnsw.set_num_threads(1)
+        elif manifest.engine == "annoy":
+            from annoy import AnnoyIndex
+
+            self.annoy = AnnoyIndex(manifest.dim, "angular")
+            if manifest.count:
+                self.annoy.load(str(manifest.path(index_dir, "ann")))  # mmap: shared across processes
+        else:
+            raise ValueError(f"generation {manifest.generation} has unknown engine {manifest.engine!r}")
+
+    def approximate_rows(self, query: np.ndarray, n: int, search_k: int) -> np.ndarray:
+        """Rows of (approximately) the n nearest vectors, to be reranked exactly."""
+        if self.hnsw is not None:
+            labels, _ = self.hnsw.knn_query(query, k=min(n, self.manifest.count))
+            return labels[0].astype(np.int64)
+        return np.asarray(self.annoy.get_nns_by_vector(query, n, search_k=search_k), dtype=np.int64)
 
 
 class FaceIndex:
@@ -190,7 +261,7 @@ class FaceIndex:
 
     def __init__(self, db_path: Path, index_dir: Path | None, model: str, dim: int, *,
                  exact_search_limit: int = 50_000, search_k: int = 20_000,
-                 candidates: int = 100):
+                 candidates: int = 100, hnsw_ef: int = 100):
         self.db_path = Path(db_path)
         # None: no generations at all, every active face is searched exactly.
         self.index_dir = None if index_dir is None else Path(index_dir)
@@ -198,6 +269,7 @@ class FaceIndex:
         self.exact_search_limit = exact_search_limit
         self.search_k = search_k
         self.candidates = candidates
+        self.hnsw_ef = hnsw_ef
         self._local = threading.local()
         self._lock = threading.Lock()
         self._generation: _Generation | None = None
@@ -248,8 +320,8 @@ class FaceIndex:
         generation = None
         if manifest is not None:
             try:
-                generation = _Generation(manifest, self.index_dir)
-            except (OSError, ValueError) as exc:
+                generation = _Generation(manifest, self.index_dir, self.hnsw_ef)
+            except (OSError, ValueError, RuntimeError) as exc:  # hnswlib raises RuntimeError
                 # Keep serving from the old generation plus the exact delta.
                 log.error("cannot load index generation %d (%s); searching exactly until "
                           "the next build", manifest.generation, exc)
@@ -307,8 +379,7 @@ class FaceIndex:
                 rows = None  # exact: every row
                 sims = np.asarray(generation.vectors) @ query
             else:
-                rows = np.asarray(generation.annoy.get_nns_by_vector(
-                    query, self.candidates, search_k=self.search_k), dtype=np.int64)
+                rows = generation.approximate_rows(query, self.candidates, self.search_k)
                 sims = np.asarray(generation.vectors[rows]) @ query
             ids = generation.ids if rows is None else generation.ids[rows]
             parts_ids.append(ids)

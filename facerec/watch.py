@@ -34,7 +34,7 @@ from facerec import store
 from facerec.config import Settings
 from facerec.enroll import PhotoFile, Summary, check_model, enroll_folder, path_key, scan_folder, stored_dim
 from facerec.faces import Face
-from facerec.index import build_index, read_manifest
+from facerec.index import build_index, build_options, read_manifest
 from facerec.naming import classify
 from facerec.pipeline import Pipeline
 
@@ -393,7 +393,7 @@ class Watcher:
         dim = stored_dim(conn, model) or (manifest.dim if manifest else None)
         if dim is None:
             return
-        built = build_index(conn, self.settings.index_dir, model, dim, self.settings.annoy_trees)
+        built = build_index(conn, self.settings.index_dir, model, dim, **build_options(self.settings))
         self.summary.rebuilds += 1
         log.info("index rebuilt for %d changed faces: generation %d, %d faces, %.1f s",
                  backlog, built.generation, built.count, built.build_seconds)

@@ -57,12 +57,13 @@ def test_old_generations_are_pruned(conn, index_dir):
     assert generations == {f"gen-{g:06d}" for g in range(last.generation - 2, last.generation + 1)}
 
 
+@pytest.mark.parametrize("engine", ["annoy", "hnsw"])
 @pytest.mark.parametrize("exact_limit", [0, 10_000])
-def test_search_is_exact_cosine_and_sees_delta_and_removals(conn, settings, index_dir, exact_limit):
+def test_search_is_exact_cosine_and_sees_delta_and_removals(conn, settings, index_dir, exact_limit, engine):
     rng = np.random.default_rng(1)
     vectors = unit(rng, 200)
     ids = add_faces(conn, vectors)
-    build_index(conn, index_dir, "fake", DIM, n_trees=20)
+    assert build_index(conn, index_dir, "fake", DIM, n_trees=20, engine=engine).engine == engine
     index = FaceIndex(settings.db_path, index_dir, "fake", DIM, exact_search_limit=exact_limit,
                       search_k=-1, candidates=10)
     queries = vectors[:20] + 0.05 * unit(rng, 20)
@@ -145,3 +146,52 @@ def test_reader_keeps_answering_while_generations_are_rebuilt(conn, settings, in
     assert errors == []
     assert len(answers) == 450 and all(answers)
     assert reader.generation > first_generation
+
+
+def test_hnsw_generation_files_and_auto_choice_by_size(conn, settings, index_dir, monkeypatch):
+    import facerec.index as index_module
+
+    vectors = unit(np.random.default_rng(6), 50)
+    ids = add_faces(conn, vectors)
+    monkeypatch.setattr(index_module, "AUTO_HNSW_FROM", 49)
+    manifest = build_index(conn, index_dir, "fake", DIM)  # engine "auto", 50 faces > 49
+    assert (manifest.engine, manifest.hnsw_m, manifest.n_trees) == ("hnsw", 16, 0)
+    assert sorted(p.name for p in index_dir.glob("gen-000001.*")) == [
+        "gen-000001.hnsw", "gen-000001.ids.npy", "gen-000001.vectors.npy"]
+    assert read_manifest(index_dir) == manifest
+    monkeypatch.setattr(index_module, "AUTO_HNSW_FROM", 50)
+    assert build_index(conn, index_dir, "fake", DIM).engine == "annoy"
+    with pytest.raises(ValueError, match="unknown index engine"):
+        build_index(conn, index_dir, "fake", DIM, engine="faiss")
+    reader = FaceIndex(settings.db_path, index_dir, "fake", DIM, exact_search_limit=0, candidates=5)
+    assert reader.search(vectors[7])[0][0].face_id == ids[7]
+
+
+def test_a_manifest_written_before_engines_existed_loads_as_annoy(conn, settings, index_dir):
+    vectors = unit(np.random.default_rng(7), 30)
+    ids = add_faces(conn, vectors)
+    manifest = build_index(conn, index_dir, "fake", DIM, n_trees=5, engine="annoy")
+    new_fields = {"engine", "hnsw_m", "hnsw_ef_construction"}
+    old = {k: v for k, v in manifest.__dict__.items() if k not in new_fields}
+    (index_dir / MANIFEST).write_text(json.dumps(old))
+    assert read_manifest(index_dir).engine == "annoy"
+    reader = FaceIndex(settings.db_path, index_dir, "fake", DIM, exact_search_limit=0, search_k=-1)
+    assert reader.search(vectors[3])[0][0].face_id == ids[3]
+    assert reader.generation == manifest.generation
+
+
+def test_reader_follows_a_switch_from_annoy_to_hnsw(conn, settings, index_dir):
+    rng = np.random.default_rng(8)
+    vectors = unit(rng, 100)
+    ids = add_faces(conn, vectors)
+    build_index(conn, index_dir, "fake", DIM, n_trees=10, engine="annoy")
+    reader = FaceIndex(settings.db_path, index_dir, "fake", DIM, exact_search_limit=0, search_k=-1,
+                       candidates=10, hnsw_ef=50)
+    assert reader.search(vectors[1])[0][0].face_id == ids[1]
+    more = unit(rng, 20)
+    more_ids = add_faces(conn, more, user_prefix="new")
+    build_index(conn, index_dir, "fake", DIM, engine="hnsw")
+    assert reader.search(more[4])[0][0].face_id == more_ids[4]
+    assert reader.generation == 2 and reader.size == 120
+    for k in range(0, 100, 9):
+        assert reader.search(vectors[k])[0][0].face_id == ids[k]

@@ -15,7 +15,13 @@ from facerec.api.auth import KeyChecker
 from facerec.config import Settings
 from facerec.enroll import stored_dim
 from facerec.errors import FaceRecError
-from facerec.index import FaceIndex, build_index, purge_generations_before, read_manifest
+from facerec.index import (
+    FaceIndex,
+    build_index,
+    build_options,
+    purge_generations_before,
+    read_manifest,
+)
 from facerec.pipeline import Pipeline, load_pipeline
 
 log = logging.getLogger(__name__)
@@ -74,7 +80,7 @@ class Rebuilder:
                           "the dimension")
                 return
             manifest = build_index(conn, self.settings.index_dir, self.model, dim,
-                                   self.settings.annoy_trees)
+                                   **build_options(self.settings))
             self.builds += 1
             if purge:
                 deleted = purge_generations_before(self.settings.index_dir, manifest.generation)
@@ -130,7 +136,8 @@ class Services:
                     s = self.settings
                     self._index = FaceIndex(s.db_path, s.index_dir, info.name, info.dim,
                                             exact_search_limit=s.exact_search_limit,
-                                            search_k=s.annoy_search_k, candidates=s.candidates)
+                                            search_k=s.annoy_search_k, candidates=s.candidates,
+                                            hnsw_ef=s.hnsw_ef)
         return self._index
 
     @property
