@@ -17,7 +17,7 @@ lint:
 	.venv/bin/ruff check .
 
 bench:
-	.venv/bin/python -m benchmarks.run_all
+	.venv/bin/python -m benchmarks.run_all $(ARGS)
 
 demo:
 	.venv/bin/python -m facerec.setup_models --samples
