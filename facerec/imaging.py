@@ -25,6 +25,9 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
     """Decode image bytes to an upright RGB uint8 array, or raise BadImage/ImageTooLarge."""
     if not data:
         raise BadImage("empty image")
+    # Again at every call: the flag is global, and other libraries flip it at import
+    # (face_recognition sets it to True, which made truncated uploads decode as grey).
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
