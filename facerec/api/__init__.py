@@ -44,6 +44,9 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
     # checked again after decoding.
     app.config["MAX_CONTENT_LENGTH"] = int(settings.max_upload_bytes * BASE64_OVERHEAD) + 65536
     app.json.sort_keys = False
+    # "/users//abs/photos" must be a 404, not an HTML 308 redirect to /users/abs/photos
+    # (a client following it would act on another user than the one it named).
+    app.url_map.merge_slashes = False
 
     store.open_db(settings.db_path).close()  # schema in place before the first request
     svc = Services(settings, pipeline)

@@ -8,6 +8,7 @@ import binascii
 import re
 
 from flask import request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from facerec.errors import BadImage, BadRequest, ImageTooLarge, UnsupportedMediaType
 
@@ -16,10 +17,23 @@ DATA_URL = re.compile(r"^data:[\w/+.-]+;base64,")
 WHITESPACE = re.compile(r"\s+")
 
 
+def check_streamed_size() -> None:
+    """413 for a body sent without Content-Length (chunked) that reaches the size limit.
+    Werkzeug stops reading such a body at MAX_CONTENT_LENGTH but hands back the bytes
+    read so far without an error (a cut JSON body then read as "not a JSON object"):
+    reading at most the limit, and refusing when it was reached, keeps both the memory
+    bound and the right answer. Multipart bodies are already refused by the form parser."""
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None:
+        if len(request.get_data(cache=True)) >= limit:
+            raise RequestEntityTooLarge()
+
+
 def json_body() -> dict:
     """The request's JSON object (400 if it is not one)."""
     if not request.is_json:
         raise UnsupportedMediaType("send a JSON object with Content-Type: application/json")
+    check_streamed_size()
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise BadRequest("the body is not a JSON object")
@@ -71,6 +85,7 @@ def read_photo(max_bytes: int, fields: tuple[str, ...] = PHOTO_FIELDS, label: st
 def read_field(name: str) -> str | None:
     """A text field from the JSON body, the form, or the query string."""
     if request.is_json:
+        check_streamed_size()
         body = request.get_json(silent=True)
         if isinstance(body, dict) and body.get(name) is not None:
             value = body[name]
