@@ -18,6 +18,25 @@ SAMPLES_DIR = Path(os.environ.get("FACEREC_SAMPLES_DIR",
                                   PROJECT_ROOT / "samples" / "5-celebrity-faces-dataset"))
 
 
+def pytest_addoption(parser):
+    parser.addoption("--heavy", action="store_true", default=False,
+                     help="also run the `heavy` reliability tests (soak, long fuzzing): "
+                          "see RELIABILITY.md")
+
+
+def heavy_enabled(config) -> bool:
+    return config.getoption("--heavy") or os.environ.get("FACEREC_HEAVY", "") in ("1", "true")
+
+
+def pytest_collection_modifyitems(config, items):
+    if heavy_enabled(config):
+        return
+    skip = pytest.mark.skip(reason="heavy: run with --heavy or FACEREC_HEAVY=1 (RELIABILITY.md)")
+    for item in items:
+        if "heavy" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     """Settings for the fake model: everything under tmp_path."""
