@@ -36,6 +36,18 @@ fi
 
 if [ "${1:-}" = "--dev" ]; then
     .venv/bin/python -m facerec.setup_models --samples
+    # The page tests drive a real headless Chromium: Debian's, never a downloaded build.
+    if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+            echo "setup: installing Debian's chromium and chromium-driver (page tests)"
+            apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+        else
+            echo "setup: /usr/bin/chromium or /usr/bin/chromedriver is missing and this is not root:" \
+                 "run 'sudo apt-get install chromium chromium-driver' for the page tests" \
+                 "(tests/test_pages.py fails without them)" >&2
+        fi
+    fi
 else
     .venv/bin/python -m facerec.setup_models
 fi

@@ -43,6 +43,11 @@ function label(face) {
 }
 
 function describe(face) {
+  if (face.track_id === undefined) { // a photo: no track, no votes
+    const best = face.matches && face.matches[0];
+    return best ? "closest: " + best.user_id + " " + best.similarity_score.toFixed(2)
+      : "no enrolled face to compare with";
+  }
   const how = face.identified ? "identified this frame" : "tracked";
   return "votes " + face.votes + "/" + face.votes_cast + " · track " + face.track_id + " · " + how;
 }
@@ -74,14 +79,14 @@ function drawBoxes(canvas, width, height, faces, sourceWidth) {
   }
 }
 
-function listFaces(faces) {
-  facesList.replaceChildren(...faces.map((face) => {
+function listFaces(list, faces) {
+  list.replaceChildren(...faces.map((face) => {
     const status = face.status || (face.recognized ? "recognized" : "unknown");
     return el("li", { class: status, "data-status": status, "data-user": face.user_id || "" },
       el("div", { class: "name", text: label(face) }),
       el("div", { class: "detail", text: describe(face) }));
   }));
-  if (!faces.length) facesList.replaceChildren(el("li", { class: "none", text: "no face in view" }));
+  if (!faces.length) list.replaceChildren(el("li", { class: "none", text: "no face in view" }));
 }
 
 function countAnswer() {
@@ -136,7 +141,7 @@ async function loop() {
       }
       if (message.classList.contains("error")) showMessage(message, "");
       drawBoxes(overlay, video.videoWidth, video.videoHeight, body.faces, body.width);
-      listFaces(body.faces);
+      listFaces(facesList, body.faces);
       countAnswer();
       timingNode.textContent = "server: detect " + body.timing_ms.detect + " ms, identify " +
         body.timing_ms.identify + " ms (" + body.identified + " identified, " + body.tracked +
@@ -193,10 +198,9 @@ async function checkPhoto(file) {
   try {
     const body = await api("/upload_photo", { method: "POST", body: form });
     const faces = body.faces.map((f) => ({ ...f, status: f.recognized ? "recognized" : "unknown",
-      name: (f.profile && f.profile.name) || f.user_id, votes: 1, votes_cast: 1,
-      track_id: "–", identified: true }));
+      name: (f.profile && f.profile.name) || f.user_id }));
     drawBoxes(canvas, img.naturalWidth, img.naturalHeight, faces, img.naturalWidth);
-    listFaces(faces);
+    listFaces(document.getElementById("photo-faces"), faces);
     showMessage(message, faces.length + " face(s) in the photo", "ok");
   } catch (err) {
     if (!(err instanceof ApiError)) throw err;

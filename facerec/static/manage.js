@@ -31,6 +31,10 @@ function fail(err) {
   if (err.status === 401 || err.status === 403) keyForm.ask();
 }
 
+function shorten(text, max = 32) {
+  return text.length <= max ? text : text.slice(0, max - 12) + "…" + text.slice(-11);
+}
+
 function slug(name) {
   return name.normalize("NFKD").replace(/[\u0300-\u036f]/g, "").toLowerCase()
     .replace(/[^a-z0-9]+/g, "_").replace(/^_+|_+$/g, "").slice(0, 64);
@@ -121,7 +125,7 @@ async function enrollPhotos(userId, photos) {
   for (const [i, photo] of photos.entries()) {
     const form = new FormData();
     form.append("photo", photo, photo.name || "camera-" + (i + 1) + ".jpg");
-    const name = photo.name || "camera photo " + (i + 1);
+    const name = shorten(photo.name || "camera photo " + (i + 1));
     try {
       const r = await api("/users/" + encodeURIComponent(userId) + "/photos",
         { method: "POST", body: form });
@@ -150,7 +154,8 @@ async function addUser(event) {
   } catch (err) { fail(err); return; }
   const enrolled = await enrollPhotos(userId, photos);
   showMessage(message, "User " + userId + " saved with " + enrolled + " of " + photos.length +
-    " photo(s) enrolled.", enrolled === photos.length ? "ok" : "error");
+    " photo(s) enrolled." + (enrolled < photos.length ? " See below why not all." : ""),
+  enrolled > 0 || !photos.length ? "ok" : "error");
   addForm.reset();
   idTouched = false;
   captured.length = 0;
