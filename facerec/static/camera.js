@@ -89,9 +89,11 @@ function listFaces(list, faces) {
   if (!faces.length) list.replaceChildren(el("li", { class: "none", text: "no face in view" }));
 }
 
-function countAnswer() {
+function countAnswer(body) {
   const now = performance.now();
   answered += 1;
+  framesNode.dataset.identified = String(Number(framesNode.dataset.identified || 0) + body.identified);
+  framesNode.dataset.tracked = String(Number(framesNode.dataset.tracked || 0) + body.tracked);
   answerTimes.push(now);
   answerTimes = answerTimes.filter((t) => now - t <= FPS_WINDOW_MS);
   const span = (answerTimes[answerTimes.length - 1] - answerTimes[0]) / 1000;
@@ -142,7 +144,7 @@ async function loop() {
       if (message.classList.contains("error")) showMessage(message, "");
       drawBoxes(overlay, video.videoWidth, video.videoHeight, body.faces, body.width);
       listFaces(facesList, body.faces);
-      countAnswer();
+      countAnswer(body);
       timingNode.textContent = "server: detect " + body.timing_ms.detect + " ms, identify " +
         body.timing_ms.identify + " ms (" + body.identified + " identified, " + body.tracked +
         " tracked)";
