@@ -325,6 +325,23 @@ def _paths() -> dict:
             "parameters": [USER_ID, {"name": "face_id", "in": "path", "required": True,
                                      "schema": {"type": "integer"}}],
             "responses": {"200": _json({"type": "object"}), **_errors(400, 401, 403, 404, 429)}}},
+        "/ingest": {"get": {
+            "summary": "Ingest report: photos by status with reject reasons", "tags": ["users"],
+            "security": MANAGE,
+            "description": "The photos ledger, as `convert.py --report` prints it: counts by "
+                           "status and a page of photos with their status, reason and flags.",
+            "parameters": [
+                {"name": "status", "in": "query", "schema": {"type": "string", "enum": [
+                    "all", "enrolled", "rejected", "removed", "flagged"]}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                           "maximum": 500}},
+                {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}}],
+            "responses": {"200": _json({"type": "object", "properties": {
+                "counts": {"type": "object"}, "total": {"type": "integer"},
+                "status": {"type": "string"}, "matching": {"type": "integer"},
+                "limit": {"type": "integer"}, "offset": {"type": "integer"},
+                "photos": {"type": "array", "items": {"type": "object"}}}}),
+                **_errors(400, 401, 403, 429)}}},
         "/health": {"get": {"summary": "Models, index generation, counts", "tags": ["operations"],
                             "responses": {"200": _json(_ref("Health")),
                                           "503": _json(_ref("Health"), "Models not loaded")}}},

@@ -139,3 +139,16 @@ def erase(user_id: str):
                 g.get("api_key"), g.get("request_id"))
     s.rebuilder.request(purge=True)
     return {"erased": erased.to_json()}
+
+
+@bp.get("/ingest")
+@require("manage")
+def ingest():
+    """What became of each photo that reached the photos folder (same as convert.py --report)."""
+    from facerec.ingest_report import FILTERS, ingest_report
+
+    status = request.args.get("status") or None
+    if status not in (None, "all", *FILTERS):
+        raise BadRequest(f"`status` must be one of all, {', '.join(FILTERS)}", parameter="status")
+    return ingest_report(db(), status, limit=query_int("limit", 100, 1, MAX_PAGE),
+                         offset=query_int("offset", 0, 0, 2**62))
