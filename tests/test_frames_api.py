@@ -166,6 +166,7 @@ def test_face_image_errors(client, keys, alice):
     r = client.get(f"/users/bob/faces/{alice}/image", headers=keys["manage"])
     assert r.status_code == 404 and r.json["error"] == "not_found"
     assert client.get("/users/alice/faces/999/image", headers=keys["manage"]).status_code == 404
+    assert client.get(f"/users/alice/faces/{2**63}/image", headers=keys["manage"]).status_code == 404
     assert client.delete("/users/alice", headers=keys["manage"]).status_code == 200
     assert client.get(f"/users/alice/faces/{alice}/image", headers=keys["manage"]).status_code == 404
 

@@ -20,6 +20,7 @@ bp = Blueprint("face_images", __name__)
 
 THUMBNAIL_SIDE = 160
 MARGIN = 0.25  # of the box size, on each side
+SQLITE_MAX_INT = 2**63 - 1
 
 
 def face_thumbnail(image: np.ndarray, box: list[int], side: int = THUMBNAIL_SIDE) -> np.ndarray:
@@ -39,6 +40,8 @@ def face_image(user_id: str, face_id: int):
     if not is_valid_user_id(user_id):
         raise InvalidUserId("invalid user id: use 1-64 letters, digits, '_', '.' or '-', "
                             "starting with a letter or digit")
+    if face_id > SQLITE_MAX_INT:  # no such face; SQLite could not even bind the number
+        raise NotFound(f"user {user_id} has no face {face_id}")
     row = db().execute("SELECT photo_path, bbox FROM faces WHERE face_id = ? AND user_id = ? "
                        "AND active = 1", (face_id, user_id)).fetchone()
     if row is None:
