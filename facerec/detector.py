@@ -314,6 +314,17 @@ class MTCNNDetector:
         self._rnet(image, boxes)
         self._onet(image, boxes)
 
+    def warm_up_all_levels(self) -> None:
+        """Trace and run the P-Net graph for every pyramid depth an image up to max_side
+        can need (~0.3 s each, a few seconds in all), so that no request of a long-running
+        process pays for a photo size it has not seen before."""
+        tf = self._tf
+        image = tf.zeros([1, 4 * PNET_CELL, 4 * PNET_CELL, 3], tf.float32)
+        for count in range(1, len(self._scales(self.max_side, self.max_side)) + 1):
+            if count not in self._pnet_by_levels:
+                sizes = tf.constant([[PNET_CELL, PNET_CELL]] * count, tf.int32)
+                self._pnet_graph(count)(image, sizes)
+
     def _run(self, image: np.ndarray, thresholds: tuple[float, float, float]) -> np.ndarray:
         tf = self._tf
         t_pnet, t_rnet, t_onet = thresholds

@@ -98,7 +98,8 @@ class _BatchedGraph:
     oversubscribing the two cores with parallel inferences.
     """
 
-    def __init__(self, fn, preprocess, batch_size: int = 16):
+    def __init__(self, fn, preprocess, dim: int, batch_size: int = 16):
+        self.dim = dim
         self._fn = fn
         self._preprocess = preprocess
         self._batch_size = batch_size
@@ -137,8 +138,8 @@ class FaceNet128:
         model.load_weights(str(path))
         self._model = model
         fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-        self._run = _BatchedGraph(fn, prewhiten, batch_size)
-        self._run.dim = self.info.dim
+        self.batch_size = batch_size
+        self._run = _BatchedGraph(fn, prewhiten, self.info.dim, batch_size)
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
         return self._run(crops)
@@ -183,8 +184,9 @@ class FaceNet512:
             return pruned(tf.constant(batch))
 
         # Sandberg's 2018 models use fixed standardisation; prewhiten hurts (DESIGN.md §5).
-        self._run = _BatchedGraph(fn, lambda c: (c.astype(np.float32) - 127.5) / 128.0, batch_size)
-        self._run.dim = self.info.dim
+        self.batch_size = batch_size
+        self._run = _BatchedGraph(fn, lambda c: (c.astype(np.float32) - 127.5) / 128.0,
+                                  self.info.dim, batch_size)
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
         return self._run(crops)

@@ -54,6 +54,18 @@ class Pipeline:
         crops = np.stack([crop_face(image, face) for image, face in items])
         return self.embedder.embed(crops)
 
+    def warm_up(self) -> None:
+        """Compile every graph a request can need (pyramid depths, embedding batch shapes)
+        now: long-running processes (API workers, the watcher) call this at start so no
+        request pays seconds of tracing."""
+        if hasattr(self.detector, "warm_up_all_levels"):
+            self.detector.warm_up_all_levels()
+        image = np.full((480, 640, 3), 128, np.uint8)
+        self.detect(image, second_pass=False)
+        face = Face((200, 100, 360, 300), 1.0)
+        for batch in (1, 2, 3):  # two traced shapes, then TensorFlow generalises the batch
+            self.embed([(image, face)] * batch)
+
     def analyze(self, image: np.ndarray, *, second_pass: bool = True,
                 max_faces: int | None = None) -> list[EmbeddedFace]:
         faces = self.detect(image, second_pass=second_pass)[:max_faces]

@@ -26,14 +26,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from facerec import store
 from facerec.config import Settings
 from facerec.enroll import PhotoFile, Summary, check_model, enroll_folder, path_key, scan_folder, stored_dim
-from facerec.faces import Face
 from facerec.index import build_index, build_options, read_manifest
 from facerec.naming import classify
 from facerec.pipeline import Pipeline
@@ -401,9 +399,7 @@ class Watcher:
 
 def warm_up(pipeline: Pipeline) -> None:
     """Trace the models' graphs now, so the first photo is not seconds late."""
-    image = np.full((480, 640, 3), 128, np.uint8)
-    pipeline.detect(image, second_pass=False)
-    pipeline.embed([(image, Face((200, 100, 360, 300), 1.0))])
+    pipeline.warm_up()
 
 
 def reconcile_paths(settings: Settings, conn) -> list[str]:

@@ -152,14 +152,7 @@ class Services:
 
     def warm_up(self) -> None:
         """Load the models and trace their graphs now, so the first request is not slow."""
-        import numpy as np
-
-        pipeline = self.pipeline()
-        image = np.full((480, 640, 3), 128, np.uint8)
-        pipeline.detect(image, second_pass=False)
-        from facerec.faces import Face
-
-        pipeline.embed([(image, Face((200, 100, 360, 300), 1.0))])
+        self.pipeline().warm_up()
         self.index().refresh()
 
     def maybe_rebuild(self, conn: sqlite3.Connection) -> None:
