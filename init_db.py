@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from facerec.config import settings_from_env
+from facerec.permissions import restrict_umask
 from facerec.store import SCHEMA_VERSION, connect, init_schema
 
 
@@ -15,6 +16,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", default=defaults.db_path, help=f"database file (default {defaults.db_path})")
     args = parser.parse_args(argv)
+    restrict_umask()
     conn = connect(args.db)
     done = init_schema(conn)
     conn.close()

@@ -19,6 +19,7 @@ from facerec.enroll import enroll_folder
 from facerec.errors import FaceRecError
 from facerec.ingest_report import ingest_report
 from facerec.logs import setup_logging
+from facerec.permissions import restrict_umask
 from facerec.pipeline import load_pipeline
 
 
@@ -71,6 +72,7 @@ def report(conn, status: str, as_json: bool) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
+    restrict_umask()
     args, settings = parse_args(argv)
     conn = store.open_db(settings.db_path)
     if args.report:

@@ -20,12 +20,14 @@ from pathlib import Path
 from facerec.config import settings_from_env
 from facerec.ftp import DEFAULT_CONFIG, create_config, hash_password, load_config, make_server
 from facerec.logs import setup_logging
+from facerec.permissions import restrict_umask
 
 log = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
+    restrict_umask()
     default_config = Path(os.environ.get("FACEREC_FTP_CONFIG", DEFAULT_CONFIG))
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", type=Path, default=default_config,

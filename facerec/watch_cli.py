@@ -20,6 +20,7 @@ from pathlib import Path
 from facerec.config import Settings, settings_from_env
 from facerec.errors import FaceRecError
 from facerec.logs import setup_logging
+from facerec.permissions import restrict_umask
 from facerec.pipeline import Pipeline, load_pipeline
 from facerec.watch import Watcher, WatchOptions
 
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None,
          make_pipeline: Callable[[Settings], Pipeline] = load_pipeline) -> int:
     """`make_pipeline` is load_pipeline (the real models); tests pass their fakes."""
     setup_logging()
+    restrict_umask()
     settings, options = parse_args(argv)
     stop = threading.Event()
 

@@ -24,6 +24,7 @@ from facerec.api.services import EXTENSION, Services, close_db, services
 from facerec.config import Settings, settings_from_env
 from facerec.errors import FaceRecError
 from facerec.logs import setup_logging
+from facerec.permissions import restrict_umask
 from facerec.pipeline import Pipeline
 
 __all__ = ["create_app", "services"]
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
     models are loaded here, once per process, and warmed up so the first request is fast.
     A load failure does not stop the app: /health says why, recognition answers 503."""
     setup_logging()
+    restrict_umask()
     settings = settings if settings is not None else settings_from_env()
     app = Flask(__name__)
     # Room for a photo of max_upload_bytes sent as base64 JSON; the photo's own size is
