@@ -21,15 +21,16 @@ is gone at once, without waiting for a rebuild.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,10 @@ class Manifest:
     engine: str = "annoy"  # manifests written before hnswlib was added are Annoy
     hnsw_m: int = 0
     hnsw_ef_construction: int = 0
+    # kind ("ids.npy", "vectors.npy", "ann"/"hnsw") → {"bytes", "sha256"} of each file, so a
+    # truncated or corrupt file is refused before Annoy maps it (Annoy segfaults on one).
+    # Empty in manifests written before it existed: nothing to check.
+    checksums: dict = field(default_factory=dict)
 
     def path(self, index_dir: Path, kind: str) -> Path:
         return Path(index_dir) / f"gen-{self.generation:06d}.{kind}"
@@ -68,6 +73,42 @@ class Candidate:
     face_id: int
     user_id: str
     similarity: float
+
+
+def _checksum(path: Path) -> dict:
+    with open(path, "rb") as f:
+        return {"bytes": os.fstat(f.fileno()).st_size,
+                "sha256": hashlib.file_digest(f, "sha256").hexdigest()}
+
+
+def verify_generation(index_dir: Path, manifest: Manifest, *, full: bool = True) -> None:
+    """Raise ValueError naming the file when one of the generation's files is missing,
+    truncated or (with full, by sha256) corrupt."""
+    for kind, expected in manifest.checksums.items():
+        path = manifest.path(index_dir, kind)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise ValueError(f"{path.name} is missing") from None
+        if size != expected["bytes"]:
+            raise ValueError(f"{path.name} has {size} bytes, the manifest says "
+                             f"{expected['bytes']} (truncated or overwritten)")
+        if full and _checksum(path)["sha256"] != expected["sha256"]:
+            raise ValueError(f"{path.name} does not match its sha256 in the manifest (corrupt)")
+
+
+def generation_ok(index_dir: Path, manifest: Manifest | None, *, full: bool = False) -> bool:
+    """False (and a log line) when the current generation cannot be used: callers that
+    build then rebuild it from the database."""
+    if manifest is None:
+        return False
+    try:
+        verify_generation(index_dir, manifest, full=full)
+    except ValueError as exc:
+        log.error("index generation %d refused: %s; it will be rebuilt from the database",
+                  manifest.generation, exc)
+        return False
+    return True
 
 
 def read_manifest(index_dir: Path) -> Manifest | None:
@@ -137,8 +178,30 @@ def _write_annoy(vectors: np.ndarray, dim: int, n_trees: int, path: Path) -> Non
     for row, vector in enumerate(vectors):
         annoy.add_item(row, vector)
     annoy.build(n_trees if len(vectors) else 1, n_jobs=1)
-    _write_durably(path, lambda p: annoy.save(str(p)))
+
+    def save(tmp: Path) -> None:
+        try:
+            annoy.save(str(tmp))
+        except OSError:
+            # Annoy's save returns on a failed write (disk full) without closing its file:
+            # the deleted temporary would hold its disk space for the life of the process,
+            # a little more at every retry. Close what it left open.
+            _close_descriptors_of(tmp)
+            raise
+
+    _write_durably(path, save)
     annoy.unload()
+
+
+def _close_descriptors_of(path: Path) -> None:
+    target = os.fspath(path)
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == target:
+                os.close(int(fd))
+                log.warning("closed descriptor %s that Annoy left open on %s", fd, path.name)
+        except OSError:
+            continue
 
 
 def _write_hnsw(vectors: np.ndarray, dim: int, m: int, ef_construction: int, path: Path) -> None:
@@ -173,6 +236,7 @@ def build_index(conn: sqlite3.Connection, index_dir: Path, model: str, dim: int,
             raise IndexMismatch(f"stored embeddings have dimension {vectors.shape[1]}, "
                                 f"model {model} makes {dim}: run `{REBUILD_COMMAND}`")
         previous = read_manifest(index_dir)
+        _remove_leftovers(index_dir, previous.generation if previous else 0)
         generation = (previous.generation if previous else 0) + 1
         # A crashed build may have left files of this number; never reuse a file name.
         while any(index_dir.glob(f"gen-{generation:06d}.*")):
@@ -185,21 +249,50 @@ def build_index(conn: sqlite3.Connection, index_dir: Path, model: str, dim: int,
             built_at=store.now(), build_seconds=0.0, engine=chosen,
             hnsw_m=hnsw_m if hnsw else 0, hnsw_ef_construction=hnsw_ef_construction if hnsw else 0,
         )
-        _write_durably(manifest.path(index_dir, "ids.npy"), lambda p: _save_npy(p, ids))
-        _write_durably(manifest.path(index_dir, "vectors.npy"), lambda p: _save_npy(p, vectors))
-        if hnsw:
-            _write_hnsw(vectors, dim, hnsw_m, hnsw_ef_construction, manifest.path(index_dir, "hnsw"))
-        else:
-            _write_annoy(vectors, dim, n_trees, manifest.path(index_dir, "ann"))
-        manifest = Manifest(**{**asdict(manifest),
-                               "build_seconds": round(time.perf_counter() - started, 3)})
-        _write_durably(index_dir / MANIFEST,
-                       lambda p: p.write_text(json.dumps(asdict(manifest), indent=2)))
+        kinds = ("ids.npy", "vectors.npy", "hnsw" if hnsw else "ann")
+        try:
+            _write_durably(manifest.path(index_dir, "ids.npy"), lambda p: _save_npy(p, ids))
+            _write_durably(manifest.path(index_dir, "vectors.npy"), lambda p: _save_npy(p, vectors))
+            if hnsw:
+                _write_hnsw(vectors, dim, hnsw_m, hnsw_ef_construction, manifest.path(index_dir, "hnsw"))
+            else:
+                _write_annoy(vectors, dim, n_trees, manifest.path(index_dir, "ann"))
+            manifest = Manifest(**{**asdict(manifest),
+                                   "build_seconds": round(time.perf_counter() - started, 3),
+                                   "checksums": {k: _checksum(manifest.path(index_dir, k))
+                                                 for k in kinds}})
+            _write_durably(index_dir / MANIFEST,
+                           lambda p: p.write_text(json.dumps(asdict(manifest), indent=2)))
+        except BaseException as exc:
+            # Disk full, killed thread, ...: the current generation stays; this one's
+            # files go, or every retry on a full disk would leave more behind.
+            for kind in kinds:
+                manifest.path(index_dir, kind).unlink(missing_ok=True)
+            log.error("index build of generation %d failed (%s: %s); generation %s stays "
+                      "current", generation, type(exc).__name__, exc,
+                      previous.generation if previous else "(none)")
+            raise
         _fsync_dir(index_dir)
         _remove_old_generations(index_dir, generation)
         log.info("index generation %d built (%s): %d faces in %.2f s", generation, chosen,
                  len(ids), manifest.build_seconds)
         return manifest
+
+
+def _remove_leftovers(index_dir: Path, current: int) -> None:
+    """Files of a builder that was killed (kill -9, power loss) before its manifest:
+    temporaries, and generations newer than the current one. With the build lock held,
+    no one else is writing any, and no manifest names them."""
+    leftovers = list(index_dir.glob(".*.tmp-*"))
+    for path in index_dir.glob("gen-*.*"):
+        try:
+            if int(path.name.split(".")[0].split("-")[1]) > current:
+                leftovers.append(path)
+        except (IndexError, ValueError):
+            continue
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+        log.warning("removed %s, left by an interrupted index build", path.name)
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -221,6 +314,7 @@ class _Generation:
     """One loaded generation: ids, vectors (memory-mapped) and the Annoy or hnswlib index."""
 
     def __init__(self, manifest: Manifest, index_dir: Path, hnsw_ef: int = 100):
+        verify_generation(index_dir, manifest)  # before anything maps a damaged file
         self.manifest = manifest
         self.ids = np.load(manifest.path(index_dir, "ids.npy"))
         self.vectors = np.load(manifest.path(index_dir, "vectors.npy"), mmap_mode="r")
@@ -261,8 +355,12 @@ class FaceIndex:
 
     def __init__(self, db_path: Path, index_dir: Path | None, model: str, dim: int, *,
                  exact_search_limit: int = 50_000, search_k: int = 20_000,
-                 candidates: int = 100, hnsw_ef: int = 100):
+                 candidates: int = 100, hnsw_ef: int = 100,
+                 on_bad_generation: Callable[[], None] | None = None):
         self.db_path = Path(db_path)
+        # Called when the manifest or the generation it names cannot be used (the API
+        # then rebuilds from the database in the background).
+        self.on_bad_generation = on_bad_generation
         # None: no generations at all, every active face is searched exactly.
         self.index_dir = None if index_dir is None else Path(index_dir)
         self.model, self.dim = model, dim
@@ -326,6 +424,9 @@ class FaceIndex:
                 log.error("cannot load index generation %d (%s); searching exactly until "
                           "the next build", manifest.generation, exc)
                 generation = self._generation
+                self._report_bad_generation()
+        elif stat is not None:  # a manifest that cannot be read (logged by read_manifest)
+            self._report_bad_generation()
         self._manifest_stat = stat
         if generation is not self._generation:
             old_floor = self._generation.manifest.max_face_id if self._generation else 0
@@ -336,6 +437,13 @@ class FaceIndex:
                 keep[:] = False
             self._delta_ids = self._delta_ids[keep]
             self._delta_vectors = self._delta_vectors[keep]
+
+    def _report_bad_generation(self) -> None:
+        if self.on_bad_generation is not None:
+            try:
+                self.on_bad_generation()
+            except Exception:
+                log.exception("could not request an index rebuild")
 
     def _refresh_delta(self) -> None:
         floor = self._generation.manifest.max_face_id if self._generation else 0

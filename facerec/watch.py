@@ -32,7 +32,7 @@ from watchdog.observers import Observer
 from facerec import store
 from facerec.config import Settings
 from facerec.enroll import PhotoFile, Summary, check_model, enroll_folder, path_key, scan_folder, stored_dim
-from facerec.index import build_index, build_options, read_manifest
+from facerec.index import build_index, build_options, generation_ok, read_manifest
 from facerec.naming import classify
 from facerec.pipeline import Pipeline
 
@@ -428,9 +428,9 @@ def _raw(root: Path, file: PhotoFile) -> str:
 
 def index_backlog(conn, index_dir: Path, model: str) -> int:
     """Faces added or deactivated since the current index generation was built (every
-    active face when there is none, or it belongs to another model)."""
+    active face when there is none, belongs to another model, or its files are damaged)."""
     manifest = read_manifest(index_dir)
-    if manifest is None or manifest.model != model:
+    if manifest is None or manifest.model != model or not generation_ok(index_dir, manifest):
         floor, built_at = 0, ""
     else:
         floor, built_at = manifest.max_face_id, manifest.built_at

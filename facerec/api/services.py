@@ -137,7 +137,8 @@ class Services:
                     self._index = FaceIndex(s.db_path, s.index_dir, info.name, info.dim,
                                             exact_search_limit=s.exact_search_limit,
                                             search_k=s.annoy_search_k, candidates=s.candidates,
-                                            hnsw_ef=s.hnsw_ef)
+                                            hnsw_ef=s.hnsw_ef,
+                                            on_bad_generation=self.rebuilder.request)
         return self._index
 
     @property
