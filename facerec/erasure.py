@@ -1,6 +1,9 @@
 """Deleting people and faces for good: database rows, photo files and (through an index
-rebuild the caller starts) the vectors. Photo files go first: if they went last, a
-watcher could see a file with no ledger row left and enroll it again."""
+rebuild the caller starts) the vectors. The write lock is taken first (a busy database
+fails before anything is touched), then the photo files go, then the rows, in that one
+transaction: had the files gone last, a watcher could see a file with no ledger row left
+and enroll it again; had they gone before the lock, a busy database would leave rows
+whose photos are gone."""
 
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ from facerec.errors import FaceRecError, InvalidUserId, NotFound
 from facerec.naming import classify, is_valid_user_id
 
 log = logging.getLogger(__name__)
+
+SQLITE_MAX_INT = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -88,11 +93,11 @@ def erase_user(photos_dir: Path, conn: sqlite3.Connection, user_id: str) -> Eras
     if user is None and not ledger_rows and not face_paths:
         raise NotFound(f"user {user_id} not found")
     rels = {r[0] for r in ledger_rows} | {r[0] for r in face_paths}
-    files = _delete_files(photos_dir, rels | _user_files(photos_dir, user_id))
-    folder = Path(photos_dir) / user_id
-    if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
-        folder.rmdir()
     with store.transaction(conn):
+        files = _delete_files(photos_dir, rels | _user_files(photos_dir, user_id))
+        folder = Path(photos_dir) / user_id
+        if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
+            folder.rmdir()
         marks = ",".join("?" * len(rels)) or "NULL"
         photos = conn.execute(f"DELETE FROM photos WHERE user_id = ? OR path IN ({marks})",
                               [user_id, *sorted(rels)]).rowcount
@@ -108,14 +113,16 @@ def delete_face(photos_dir: Path, conn: sqlite3.Connection, user_id: str, face_i
     """Delete one face of a user, and the photo file it came from when that file is
     still the face's photo (so a later convert.py run does not enroll it again)."""
     _check_id(user_id)
+    if not 0 <= face_id <= SQLITE_MAX_INT:  # no such face; SQLite could not even bind it
+        raise NotFound(f"user {user_id} has no face {face_id}")
     face = conn.execute("SELECT face_id, photo_path FROM faces WHERE face_id = ? AND user_id = ?",
                         (face_id, user_id)).fetchone()
     if face is None:
         raise NotFound(f"user {user_id} has no face {face_id}")
     ledger_rows = conn.execute("SELECT path FROM photos WHERE face_id = ?", (face_id,)).fetchall()
     rels = {r[0] for r in ledger_rows}
-    files = _delete_files(photos_dir, rels)
     with store.transaction(conn):
+        files = _delete_files(photos_dir, rels)
         marks = ",".join("?" * len(rels)) or "NULL"
         conn.execute(f"DELETE FROM photos WHERE path IN ({marks})", sorted(rels))
         conn.execute("DELETE FROM faces WHERE face_id = ?", (face_id,))

@@ -64,6 +64,14 @@ class IndexMismatch(FaceRecError):
     code = "index_mismatch"
 
 
+class DatabaseBusy(FaceRecError):
+    """Another writer held the database for longer than the busy timeout: nothing was
+    changed; the client may retry."""
+
+    status = 503
+    code = "database_busy"
+
+
 class BadRequest(FaceRecError):
     """A malformed request: missing field, bad base64, invalid parameter."""
 

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import time
 import uuid
 
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from facerec.errors import FaceRecError
+from facerec import store
+from facerec.errors import DatabaseBusy, FaceRecError
 
 log = logging.getLogger("facerec.api")
 access_log = logging.getLogger("facerec.api.access")
@@ -65,6 +67,19 @@ def handle_http_error(exc: HTTPException) -> Response:
     return response
 
 
+def handle_database_error(exc: sqlite3.OperationalError) -> Response:
+    """A writer that waited busy_timeout for another one (a long convert.py batch, a
+    stuck process) gets a clean 503 to retry; its transaction was rolled back."""
+    text = str(exc).lower()
+    if "locked" not in text and "busy" not in text:
+        return handle_unexpected(exc)
+    response = handle_domain_error(DatabaseBusy(
+        "the database is busy with another writer (waited "
+        f"{store.BUSY_TIMEOUT_MS / 1000:g} s); nothing was changed, retry later"))
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 def handle_unexpected(exc: Exception) -> Response:
     log.exception("unhandled error in %s %s [request %s]", request.method, request.path,
                   g.get("request_id"))
@@ -98,6 +113,7 @@ def _after(response: Response) -> Response:
 def register(app: Flask) -> None:
     app.register_error_handler(FaceRecError, handle_domain_error)
     app.register_error_handler(HTTPException, handle_http_error)
+    app.register_error_handler(sqlite3.OperationalError, handle_database_error)
     app.register_error_handler(Exception, handle_unexpected)
     app.before_request(_before)
     app.after_request(_after)

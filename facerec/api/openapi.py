@@ -30,6 +30,8 @@ ERROR_CODES = {
     "internal_error": (500, "Unexpected failure; details only in the server log"),
     "model_unavailable": (503, "Model weights missing or corrupt; the message names the fix"),
     "index_mismatch": (503, "Index or database built with another embedding model"),
+    "database_busy": (503, "Another writer held the database longer than the busy timeout; "
+                           "nothing was changed, retry (see Retry-After)"),
 }
 
 
@@ -274,7 +276,7 @@ def _paths() -> dict:
                      "responses": {"201": _json({"type": "object", "properties": {
                          "created": {"type": "boolean"}, "user": _ref("User")}}, "Created"),
                          "200": _json({"type": "object"}, "Updated"),
-                         **_errors(400, 401, 403, 415, 429)}},
+                         **_errors(400, 401, 403, 415, 429, 503)}},
             "get": {"summary": "List users (paginated)", "tags": ["users"], "security": MANAGE,
                     "parameters": [
                         {"name": "limit", "in": "query", "schema": {"type": "integer",
@@ -300,14 +302,15 @@ def _paths() -> dict:
                       "requestBody": {"required": True, "content": {"application/json": {
                           "schema": _ref("ProfileFields")}}},
                       "responses": {"200": _json({"type": "object", "properties": {
-                          "user": _ref("User")}}), **_errors(400, 401, 403, 404, 415, 429)}},
+                          "user": _ref("User")}}), **_errors(400, 401, 403, 404, 415, 429, 503)}},
             "delete": {"summary": "Erase a user", "tags": ["users"], "security": MANAGE,
                        "description": "Deletes the profile, every face, the ledger rows and "
                                       "the photo files; the user is unsearchable at once and "
                                       "the index is rebuilt in the background (older index "
                                       "generations are purged). Logged.",
                        "responses": {"200": _json({"type": "object", "properties": {
-                           "erased": {"type": "object"}}}), **_errors(400, 401, 403, 404, 429, 500)}}},
+                           "erased": {"type": "object"}}}),
+                           **_errors(400, 401, 403, 404, 429, 500, 503)}}},
         "/users/{user_id}/photos": {"post": {
             "summary": "Enroll a photo", "tags": ["users"], "security": MANAGE,
             "description": "Same detector, crop, embedder and ledger as convert.py. Exactly "
@@ -324,7 +327,8 @@ def _paths() -> dict:
                            "file and ledger row.",
             "parameters": [USER_ID, {"name": "face_id", "in": "path", "required": True,
                                      "schema": {"type": "integer"}}],
-            "responses": {"200": _json({"type": "object"}), **_errors(400, 401, 403, 404, 429)}}},
+            "responses": {"200": _json({"type": "object"}),
+                          **_errors(400, 401, 403, 404, 429, 503)}}},
         "/ingest": {"get": {
             "summary": "Ingest report: photos by status with reject reasons", "tags": ["users"],
             "security": MANAGE,
