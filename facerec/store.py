@@ -82,6 +82,9 @@ def connect(db_path: Path) -> sqlite3.Connection:
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA synchronous = NORMAL")
+    # Deleted rows (an erased user's embeddings and profile) are overwritten with zeros,
+    # not left in free pages. Debian's SQLite does this by default; other builds do not.
+    conn.execute("PRAGMA secure_delete = ON")
     return conn
 
 
