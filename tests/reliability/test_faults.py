@@ -218,7 +218,8 @@ def test_damaged_index_file_is_refused_never_crashes_and_is_rebuilt(
     app = create_app(api, pipeline=fake_pipeline())
     client = app.test_client()
     key = {"X-API-Key": read_keys(api.api_keys_path)["recognize"]}
-    assert client.post("/upload_photo", headers=key, json={"image": b64(png_bytes(1))}).status_code in (200, 422)
+    r = client.post("/upload_photo", headers=key, json={"image": b64(png_bytes(1))})
+    assert r.status_code in (200, 422)
     assert app.extensions["facerec"].rebuilder.wait(60)
     rebuilt = read_manifest(settings.index_dir)
     assert rebuilt.built_at != manifest.built_at and rebuilt.count == len(ids)
@@ -256,7 +257,7 @@ def test_disk_full_while_writing_the_index_keeps_the_old_one(settings, conn, sma
     more = unit(rng, 1500)  # ids + vectors fit; the Annoy file does not
     more_ids = add_faces(conn, more, "b")
     free_before = os.statvfs(small_disk).f_bavail
-    for attempt in range(3):  # retries on a full disk must not pile up files
+    for _ in range(3):  # retries on a full disk must not pile up files
         with caplog.at_level(logging.ERROR), pytest.raises(OSError):
             build_index(conn, small_disk, "fake", DIM, n_trees=50)
         assert read_manifest(small_disk).generation == 1
