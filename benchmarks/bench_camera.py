@@ -14,7 +14,9 @@ over its last 3 s) and frames answered over the whole window (#frames), the fram
 server logged (access log), the server's time per frame, how many face-frames needed
 embedding ("identified") vs only tracking, and the CPU time the server used. The browser
 runs on the same 2 cores (JPEG encoding, the fake camera), as it would on a kiosk that
-serves itself. Writes benchmarks/results/camera.md.
+serves itself. Then, without the browser, the same frame is sent straight to /frames to
+split the server's time between frames that identify the face and frames that only track
+it. Writes benchmarks/results/camera.md.
 """
 
 from __future__ import annotations
@@ -63,10 +65,26 @@ class Run:
     server_cpu_s: float
     load_before: float
     load_after: float
+    split: Split | None = None
 
     @property
     def fps(self) -> float:
         return self.page_frames / self.seconds
+
+
+def frame_jpeg(video: Path, width: int = 640) -> bytes:
+    """The first frame of the fake camera video as the page would send it (JPEG 0.8)."""
+    import cv2
+    import numpy as np
+
+    with open(video, "rb") as f:
+        header = f.readline().split()
+        w, h = int(header[1][1:]), int(header[2][1:])
+        f.readline()  # FRAME
+        i420 = np.frombuffer(f.read(w * h * 3 // 2), np.uint8).reshape(h * 3 // 2, w)
+    bgr = cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
+    bgr = cv2.resize(bgr, (width, round(h * width / w))) if w != width else bgr
+    return cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()
 
 
 def free_port() -> int:
@@ -131,6 +149,45 @@ def frame_lines(log: Path) -> list[dict]:
     return lines
 
 
+@dataclass
+class Split:
+    """Server time per frame, by whether the face needed identifying (POST /frames sent
+    directly, no browser: the same frame again and again)."""
+
+    frames: int
+    identified_ms: float  # request wall time, frames where embedding + search ran
+    tracked_ms: float  # frames with detection alone
+    identified_frames: int
+    detect_ms: float
+    identify_ms: float
+
+
+def direct_frames(url: str, key: str, jpeg: bytes, frames: int = 100) -> Split:
+    boundary = "benchcamera"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"stream\"\r\n\r\n"
+            f"direct\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; "
+            f"filename=\"f.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n").encode()
+    body += jpeg + f"\r\n--{boundary}--\r\n".encode()
+    walls: dict[bool, list[float]] = {True: [], False: []}
+    detect, identify = [], []
+    for _ in range(frames):
+        request = urllib.request.Request(url + "/frames", data=body, method="POST", headers={
+            "X-API-Key": key, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+        started = time.perf_counter()
+        with urllib.request.urlopen(request, timeout=60) as response:
+            answer = json.loads(response.read())
+        walls[answer["identified"] > 0].append((time.perf_counter() - started) * 1000)
+        detect.append(answer["timing_ms"]["detect"])
+        if answer["identified"]:
+            identify.append(answer["timing_ms"]["identify"])
+
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values) if values else float("nan")
+
+    return Split(frames, mean(walls[True]), mean(walls[False]), len(walls[True]), mean(detect),
+                 mean(identify))
+
+
 def measure(kind: str, env: dict, root: Path, video: Path, seconds: float) -> Run:
     port = free_port()
     command, ready_count = server_command(kind, port)
@@ -148,6 +205,7 @@ def measure(kind: str, env: dict, root: Path, video: Path, seconds: float) -> Ru
         urllib.request.urlopen(url + "/health", timeout=30).read()
         keys = json.loads(Path(env["FACEREC_API_KEYS_PATH"]).read_text())["keys"]
         key = {k["scope"]: k["key"] for k in keys}
+        split = direct_frames(url, key["recognize"], frame_jpeg(video)) if kind == "dev" else None
         with chromium(video) as driver:
             driver.get(url + "/health")
             driver.execute_script("localStorage.setItem('facerec.apiKey', arguments[0])",
@@ -183,7 +241,7 @@ def measure(kind: str, env: dict, root: Path, video: Path, seconds: float) -> Ru
         return Run(kind, t1 - t0, p1["frames"] - p0["frames"], sum(shown) / len(shown),
                    len(window), ms[len(ms) // 2], sum(ms) / len(ms),
                    p1["identified"] - p0["identified"], p1["tracked"] - p0["tracked"],
-                   cpu1 - cpu0, load_before, os.getloadavg()[0])
+                   cpu1 - cpu0, load_before, os.getloadavg()[0], split)
     finally:
         proc.terminate()
         try:
@@ -215,6 +273,21 @@ def report(runs: list[Run], seconds: float) -> str:
             f"{r.server_frames} | {r.server_ms_p50:.0f} / {r.server_ms_mean:.0f} | "
             f"{r.identified} / {r.tracked} | {r.server_cpu_s / r.seconds:.2f} | "
             f"{r.load_before:.1f} → {r.load_after:.1f} |")
+    for r in runs:
+        if r.split is None:
+            continue
+        sp = r.split
+        lines += [
+            "",
+            f"Where the time goes ({r.server} server, no browser): the same one-face 640 px "
+            f"frame sent {sp.frames} times straight to POST /frames, one at a time.",
+            "",
+            "| frames | request ms, face identified (embedding + search) | request ms, face only "
+            "tracked | server detect ms (mean) | server identify ms (mean, when run) |",
+            "|---|---|---|---|---|",
+            f"| {sp.frames} ({sp.identified_frames} identified) | {sp.identified_ms:.1f} | "
+            f"{sp.tracked_ms:.1f} | {sp.detect_ms:.1f} | {sp.identify_ms:.1f} |",
+        ]
     lines += [
         "",
         "dev = `python app.py` (one process, threads); gunicorn = `python -m facerec.serve "
