@@ -271,14 +271,9 @@ def load_results(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {"rows": {}, "data": {}}
 
 
-def best_meeting_target(rows: list[dict]) -> dict | None:
-    ok = [r for r in rows if r["recall1"] >= TARGET_RECALL1 and r["p50_ms"] <= TARGET_P50_MS
-          and not r["setting"].startswith("batched")]
-    return min(ok, key=lambda r: r["p50_ms"]) if ok else None
-
-
 def fastest_of(rows: list[dict], engine: str) -> dict | None:
-    ok = [r for r in rows if r["engine"] == engine and r["recall1"] >= TARGET_RECALL1]
+    ok = [r for r in rows if r["engine"] == engine and r["recall1"] >= TARGET_RECALL1
+          and not r["setting"].startswith("batched")]
     return min(ok, key=lambda r: r["p50_ms"]) if ok else None
 
 
@@ -322,25 +317,45 @@ def render(results: dict) -> str:
                        f"{f(r['build_rss_mb'])} | {f(r['load_rss_mb'])} | {r['p50_ms']:.2f} | "
                        f"{r['p99_ms']:.2f} | {r['recall1']:.3f} | {r['recall10']:.3f} | "
                        f"{r['hit1']:.3f} | {r['queries']} |")
-        best = best_meeting_target(group)
-        picks = [(e, fastest_of(group, e)) for e in ("exact numpy", "annoy", "hnswlib")]
+        picks = [(e, fastest_of(group, e)) for e in ("exact numpy", "annoy", "hnswlib")
+                 if any(r["engine"] == e for r in group)]
         out.append("")
-        out.append("Fastest setting with recall@1 ≥ 0.99, per engine: " + "; ".join(
-            f"{e}: " + (f"{p['setting']} at {p['p50_ms']:.2f} ms" if p else "none")
-            for e, p in picks) + ". " + (
-            f"Meets the target (recall@1 ≥ {TARGET_RECALL1}, p50 ≤ {TARGET_P50_MS:g} ms): "
-            f"{best['engine']}, {best['setting']}." if best else "No setting meets the target."))
+        out.append(f"Fastest single-query setting with recall@1 ≥ {TARGET_RECALL1}, per engine "
+                   f"(✓ = also p50 ≤ {TARGET_P50_MS:g} ms): " + "; ".join(
+                       f"{e}: " + (f"{p['setting']}, {p['p50_ms']:.2f} ms "
+                                   f"{'✓' if p['p50_ms'] <= TARGET_P50_MS else '✗'}" if p else "none")
+                       for e, p in picks) + ".")
         out.append("")
-    out += ["## Chosen defaults", "", CHOICE.format(s=s), ""]
+    out += ["## Chosen defaults", "", CHOICE.format(s=s)]
     return "\n".join(out)
 
 
 # The reasoning behind facerec.config's defaults; the numbers it cites are in the tables.
-CHOICE = (
-    "The service searches exactly (numpy) up to `exact_search_limit` = {s.exact_search_limit:,} "
-    "faces, and above it uses the engine `index_engine` = \"{s.index_engine}\" picks. "
-    "Placeholder: filled in from the measurements."
-)
+CHOICE = """\
+Target: recall@1 ≥ 0.99 against exact search at 1M faces with p50 ≤ 5 ms, on this 2-core
+machine (measured while other work shared it: latencies are pessimistic, builds much so).
+
+- **Exact numpy up to `exact_search_limit` = {s.exact_search_limit:,} faces.** Exact costs
+  ~0.25 ms per 10k faces at 128-d (~0.7 ms at 512-d) and is exact; below ~20k faces it beats
+  every Annoy setting that reaches recall@1 ≥ 0.99, and by 100k it is 8–17 ms.
+- **Above that, Annoy (`index_engine` = "{s.index_engine}"): `annoy_trees` = {s.annoy_trees},
+  `annoy_search_k` = {s.annoy_search_k:,}, `candidates` = {s.candidates} reranked exactly.**
+  At 1M × 128 (the default model) this gives recall@1 0.996 (identity hit@1 1.000) at
+  p50 3.5 ms, meeting the target; 50 trees reach only 0.988 at the same search_k and
+  Annoy's default search_k (trees × candidates) only 0.98. Annoy stays the default where
+  it meets the target: it builds 3–4× faster than hnswlib (4.4 min on one thread vs 15 min
+  on two at 1M × 128), and every process shares its file through mmap.
+- **hnswlib above `facerec.index.AUTO_ANNOY_MAX` (1M faces at ≤ 128-d, 100k at 512-d):**
+  M {s.hnsw_m}, efConstruction {s.hnsw_ef_construction}, ef {s.hnsw_ef}: recall@1 0.999 at
+  0.7 ms at 1M × 128. At 512-d Annoy's per-query cost is ~4× higher (100k × 512: recall@1
+  1.000 at 4.8 ms with search_k 20,000, at the edge of the target) and its recall at a given
+  search_k falls with size, so wider embeddings switch to hnswlib earlier. hnswlib's cost:
+  a long single-threaded build in the background, and its index (≈ file size: 630 MB at
+  1M × 128) is loaded privately into every process (API workers, watcher), where Annoy's
+  mapped pages are shared.
+- `index_engine` = "annoy" or "hnsw" forces one; every setting can be overridden in
+  facerec.toml or FACEREC_* variables.
+"""
 
 
 def main() -> None:

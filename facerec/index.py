@@ -156,18 +156,20 @@ def build_lock(index_dir: Path) -> Iterator[None]:
 
 
 ENGINES = ("auto", "annoy", "hnsw")
-# "auto": Annoy up to this many faces, hnswlib above. Measured on clustered face-like
-# vectors (benchmarks/bench_ann.py, BENCHMARKS.md): below it Annoy reaches recall@1 ≥ 0.99
-# well within 5 ms and its file is shared between processes by mmap; above it Annoy needs
-# a search_k too slow for that, while hnswlib stays under 1 ms.
-AUTO_HNSW_FROM = 200_000
+# "auto": Annoy up to these many faces (by embedding dimension), hnswlib above. Measured
+# on clustered face-like vectors (benchmarks/bench_ann.py, BENCHMARKS.md): up to them Annoy
+# (100 trees, search_k 20,000) reaches recall@1 ≥ 0.99 at p50 ≤ 5 ms, builds 3-4× faster
+# than hnswlib and its file is shared between processes by mmap; beyond them its search_k
+# would have to grow past 5 ms, while hnswlib stays near 1 ms.
+AUTO_ANNOY_MAX = {128: 1_000_000, 512: 100_000}
 
 
-def resolve_engine(engine: str, count: int) -> str:
+def resolve_engine(engine: str, count: int, dim: int = 128) -> str:
     if engine not in ENGINES:
         raise ValueError(f"unknown index engine {engine!r}; choose one of {ENGINES}")
     if engine == "auto":
-        return "hnsw" if count > AUTO_HNSW_FROM else "annoy"
+        limit = AUTO_ANNOY_MAX[128] if dim <= 128 else AUTO_ANNOY_MAX[512]
+        return "hnsw" if count > limit else "annoy"
     return engine
 
 
@@ -222,7 +224,7 @@ def build_options(settings) -> dict:
 
 
 def build_index(conn: sqlite3.Connection, index_dir: Path, model: str, dim: int,
-                n_trees: int = 50, *, engine: str = "auto", hnsw_m: int = 16,
+                n_trees: int = 100, *, engine: str = "auto", hnsw_m: int = 16,
                 hnsw_ef_construction: int = 200) -> Manifest:
     """Build a new generation from the active faces of `model` and make it current.
     `engine` ("auto", "annoy" or "hnsw") picks the approximate index (resolve_engine)."""
@@ -241,7 +243,7 @@ def build_index(conn: sqlite3.Connection, index_dir: Path, model: str, dim: int,
         # A crashed build may have left files of this number; never reuse a file name.
         while any(index_dir.glob(f"gen-{generation:06d}.*")):
             generation += 1
-        chosen = resolve_engine(engine, len(ids))
+        chosen = resolve_engine(engine, len(ids), dim)
         hnsw = chosen == "hnsw"
         manifest = Manifest(
             generation=generation, model=model, dim=dim, metric="angular", count=len(ids),
@@ -313,7 +315,7 @@ def _remove_old_generations(index_dir: Path, current: int) -> None:
 class _Generation:
     """One loaded generation: ids, vectors (memory-mapped) and the Annoy or hnswlib index."""
 
-    def __init__(self, manifest: Manifest, index_dir: Path, hnsw_ef: int = 100):
+    def __init__(self, manifest: Manifest, index_dir: Path, hnsw_ef: int = 200):
         verify_generation(index_dir, manifest)  # before anything maps a damaged file
         self.manifest = manifest
         self.ids = np.load(manifest.path(index_dir, "ids.npy"))
@@ -354,8 +356,8 @@ class FaceIndex:
     faces enrolled since the last look."""
 
     def __init__(self, db_path: Path, index_dir: Path | None, model: str, dim: int, *,
-                 exact_search_limit: int = 50_000, search_k: int = 20_000,
-                 candidates: int = 100, hnsw_ef: int = 100,
+                 exact_search_limit: int = 20_000, search_k: int = 20_000,
+                 candidates: int = 100, hnsw_ef: int = 200,
                  on_bad_generation: Callable[[], None] | None = None):
         self.db_path = Path(db_path)
         # Called when the manifest or the generation it names cannot be used (the API

@@ -153,14 +153,18 @@ def test_hnsw_generation_files_and_auto_choice_by_size(conn, settings, index_dir
 
     vectors = unit(np.random.default_rng(6), 50)
     ids = add_faces(conn, vectors)
-    monkeypatch.setattr(index_module, "AUTO_HNSW_FROM", 49)
+    monkeypatch.setitem(index_module.AUTO_ANNOY_MAX, 128, 49)  # DIM 16 counts as 128
     manifest = build_index(conn, index_dir, "fake", DIM)  # engine "auto", 50 faces > 49
     assert (manifest.engine, manifest.hnsw_m, manifest.n_trees) == ("hnsw", 16, 0)
     assert sorted(p.name for p in index_dir.glob("gen-000001.*")) == [
         "gen-000001.hnsw", "gen-000001.ids.npy", "gen-000001.vectors.npy"]
     assert read_manifest(index_dir) == manifest
-    monkeypatch.setattr(index_module, "AUTO_HNSW_FROM", 50)
+    monkeypatch.setitem(index_module.AUTO_ANNOY_MAX, 128, 50)
     assert build_index(conn, index_dir, "fake", DIM).engine == "annoy"
+    limit_512 = index_module.AUTO_ANNOY_MAX[512]  # wider vectors switch at their own limit
+    assert index_module.resolve_engine("auto", limit_512, 512) == "annoy"
+    assert index_module.resolve_engine("auto", limit_512 + 1, 512) == "hnsw"
+    assert index_module.resolve_engine("annoy", 10**9, 512) == "annoy"
     with pytest.raises(ValueError, match="unknown index engine"):
         build_index(conn, index_dir, "fake", DIM, engine="faiss")
     reader = FaceIndex(settings.db_path, index_dir, "fake", DIM, exact_search_limit=0, candidates=5)
