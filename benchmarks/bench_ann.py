@@ -349,7 +349,11 @@ machine (measured while other work shared it: latencies are pessimistic, builds 
   M {s.hnsw_m}, efConstruction {s.hnsw_ef_construction}, ef {s.hnsw_ef}: recall@1 0.999 at
   0.7 ms at 1M × 128. At 512-d Annoy's per-query cost is ~4× higher (100k × 512: recall@1
   1.000 at 4.8 ms with search_k 20,000, at the edge of the target) and its recall at a given
-  search_k falls with size, so wider embeddings switch to hnswlib earlier. hnswlib's cost:
+  search_k falls with size: at 1M × 512 it reaches only 0.980 at 6.3 ms (search_k 20,000)
+  and needs search_k 100,000 (25 ms) for 1.000, so wider embeddings switch to hnswlib
+  earlier. hnswlib at 1M × 512 was not measured in this run (its build alone would take
+  well over 30 min on this shared machine); at 100k × 512 it gives 1.000 at 0.8 ms and at
+  1M × 128 0.999 at 0.7 ms, so a few ms is expected there. hnswlib's cost:
   a long single-threaded build in the background, and its index (≈ file size: 630 MB at
   1M × 128) is loaded privately into every process (API workers, watcher), where Annoy's
   mapped pages are shared.
