@@ -35,8 +35,11 @@ def main(argv: list[str] | None = None) -> int:
         children["watcher"] = subprocess.Popen([python, str(PROJECT_ROOT / "watcher.py")],
                                                cwd=PROJECT_ROOT)
     children["api"] = subprocess.Popen(
-        [python, "-m", "gunicorn", "--workers", str(args.workers), "--bind",
-         f"{args.host}:{args.port}", "--timeout", "120", "--graceful-timeout", "30",
+        # gthread workers keep connections alive, so a camera page's frames stay on the
+        # worker that holds its face tracks; the models serialise inference per worker.
+        [python, "-m", "gunicorn", "--workers", str(args.workers), "--worker-class", "gthread",
+         "--threads", "4", "--bind", f"{args.host}:{args.port}", "--timeout", "120",
+         "--graceful-timeout", "30",
          "--access-logfile", "-", "facerec.api:create_app()"],
         cwd=PROJECT_ROOT,
     )
