@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -91,7 +91,6 @@ class Settings:
     # Per client address and worker, instead of rate_limit: a camera sends many frames.
     frames_rate_limit: str = "1800 per minute"
 
-    extra: dict = field(default_factory=dict)
 
     @property
     def effective_threshold(self) -> float:
@@ -130,7 +129,7 @@ def settings_from_env(environ: dict | None = None, **overrides) -> Settings:
     import tomllib
 
     environ = os.environ if environ is None else environ
-    fields = {f.name: f for f in dataclasses.fields(Settings) if f.name != "extra"}
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
     values = {}
     path = config_file(environ)
     if path.is_file():
