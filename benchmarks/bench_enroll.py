@@ -107,6 +107,8 @@ def main() -> None:
         result.update(stage_times(photos, pipeline, width))
         rows.append(result)
     lines = [
+        "# Enrollment throughput (convert.py)",
+        "",
         f"Command: `{COMMAND} --repeat {args.repeat}` · {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores · default model facenet128",
         "",
