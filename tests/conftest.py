@@ -11,7 +11,9 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from facerec import store  # noqa: E402
+from facerec.api import create_app  # noqa: E402
 from facerec.config import PROJECT_ROOT, Settings  # noqa: E402
+from tests.api_helpers import read_keys  # noqa: E402
 from tests.fakes import fake_pipeline  # noqa: E402
 
 SAMPLES_DIR = Path(os.environ.get("FACEREC_SAMPLES_DIR",
@@ -57,6 +59,37 @@ def conn(settings):
 @pytest.fixture
 def pipeline():
     return fake_pipeline()
+
+
+@pytest.fixture
+def api_settings(settings, tmp_path):
+    return settings.replace(api_keys_path=tmp_path / "secrets" / "api_keys.json", rate_limit="")
+
+
+@pytest.fixture
+def app(api_settings):
+    """The API over the fake models; modules override api_settings to change settings."""
+    return create_app(api_settings, pipeline=fake_pipeline())
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def keys(api_settings, app) -> dict[str, str]:
+    return read_keys(api_settings.api_keys_path)
+
+
+@pytest.fixture
+def manage(keys) -> dict:
+    return {"X-API-Key": keys["manage"]}
+
+
+@pytest.fixture
+def recog(keys) -> dict:
+    return {"X-API-Key": keys["recognize"]}
 
 
 @pytest.fixture(scope="session")

@@ -23,36 +23,6 @@ from tests.api_helpers import b64, multipart, png_bytes, read_keys
 from tests.fakes import FakeEmbedder, fake_pipeline, save_photo
 
 
-@pytest.fixture
-def api_settings(settings, tmp_path):
-    return settings.replace(api_keys_path=tmp_path / "secrets" / "api_keys.json", rate_limit="")
-
-
-@pytest.fixture
-def app(api_settings):
-    return create_app(api_settings, pipeline=fake_pipeline())
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
-
-@pytest.fixture
-def keys(api_settings, app) -> dict[str, str]:
-    return read_keys(api_settings.api_keys_path)
-
-
-@pytest.fixture
-def manage(keys) -> dict:
-    return {"X-API-Key": keys["manage"]}
-
-
-@pytest.fixture
-def recog(keys) -> dict:
-    return {"X-API-Key": keys["recognize"]}
-
-
 def enroll(client, headers, user_id: str, identity: int, variant: int = 0, **kw):
     return client.post(f"/users/{user_id}/photos", headers=headers,
                        data=multipart(png_bytes(identity, variant, **kw)))

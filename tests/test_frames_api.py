@@ -22,16 +22,6 @@ def api_settings(settings, tmp_path):
 
 
 @pytest.fixture
-def app(api_settings):
-    return create_app(api_settings, pipeline=fake_pipeline())
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
-
-@pytest.fixture
 def keys(api_settings, app) -> dict[str, dict]:
     return {scope: {"X-API-Key": key} for scope, key in read_keys(api_settings.api_keys_path).items()}
 

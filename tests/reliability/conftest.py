@@ -7,9 +7,6 @@ from __future__ import annotations
 import pytest
 
 from facerec import store
-from facerec.api import create_app
-from tests.api_helpers import read_keys
-from tests.fakes import fake_pipeline
 
 MAX_UPLOAD = 100_000  # small, so over-limit bodies are cheap to send
 
@@ -18,31 +15,6 @@ MAX_UPLOAD = 100_000  # small, so over-limit bodies are cheap to send
 def api_settings(settings, tmp_path):
     return settings.replace(api_keys_path=tmp_path / "secrets" / "api_keys.json", rate_limit="",
                             max_upload_bytes=MAX_UPLOAD)
-
-
-@pytest.fixture
-def app(api_settings):
-    return create_app(api_settings, pipeline=fake_pipeline())
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
-
-@pytest.fixture
-def keys(api_settings, app) -> dict[str, str]:
-    return read_keys(api_settings.api_keys_path)
-
-
-@pytest.fixture
-def manage(keys) -> dict:
-    return {"X-API-Key": keys["manage"]}
-
-
-@pytest.fixture
-def recog(keys) -> dict:
-    return {"X-API-Key": keys["recognize"]}
 
 
 def stored(settings) -> dict[str, int]:
