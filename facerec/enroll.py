@@ -44,7 +44,7 @@ from facerec.index import (
     FaceIndex,
     build_index,
     build_options,
-    generation_ok,
+    index_backlog,
     read_manifest,
 )
 from facerec.naming import classify, is_valid_user_id
@@ -243,8 +243,7 @@ def enroll_folder(settings: Settings, conn: sqlite3.Connection,
     with store.transaction(conn):
         store.set_meta(conn, "embedding_model", model)
     manifest = read_manifest(settings.index_dir)
-    stale = (manifest is None or manifest.model != model or _index_behind(conn, manifest)
-             or not generation_ok(settings.index_dir, manifest, full=True))
+    stale = manifest is None or index_backlog(conn, settings.index_dir, model, verify_files=True) > 0
     if build and (summary.changed or rebuild or stale):
         dim = stored_dim(conn, model) or get_pipeline().model.dim
         built = build_index(conn, settings.index_dir, model, dim, **build_options(settings))
@@ -252,17 +251,6 @@ def enroll_folder(settings: Settings, conn: sqlite3.Connection,
     summary.seconds = time.perf_counter() - started
     log.info("enrollment: %s", summary.line())
     return summary
-
-
-def _index_behind(conn: sqlite3.Connection, manifest) -> bool:
-    """Faces added, deactivated or erased after the current generation was built: a
-    previous run (the watcher, an API worker) was killed before its build finished, so
-    this run finishes it (and erased vectors leave the index files)."""
-    added = conn.execute("SELECT 1 FROM faces WHERE active = 1 AND model = ? AND face_id > ? "
-                         "LIMIT 1", (manifest.model, manifest.max_face_id)).fetchone()
-    indexed = conn.execute("SELECT count(*) FROM faces WHERE active = 1 AND model = ? "
-                           "AND face_id <= ?", (manifest.model, manifest.max_face_id)).fetchone()[0]
-    return added is not None or indexed != manifest.count
 
 
 def stored_dim(conn: sqlite3.Connection, model: str) -> int | None:

@@ -97,6 +97,26 @@ def verify_generation(index_dir: Path, manifest: Manifest, *, full: bool = True)
             raise ValueError(f"{path.name} does not match its sha256 in the manifest (corrupt)")
 
 
+def index_backlog(conn: sqlite3.Connection, index_dir: Path, model: str, *,
+                  verify_files: bool = False) -> int:
+    """How many faces the current generation does not reflect: active faces added after
+    it was built, plus faces it holds that were deactivated or erased since. Every active
+    face counts when there is no usable generation of `model` (none, another model's,
+    damaged files; `verify_files` also checks their sha256)."""
+    manifest = read_manifest(index_dir)
+    if (manifest is None or manifest.model != model
+            or not generation_ok(index_dir, manifest, full=verify_files)):
+        return conn.execute("SELECT count(*) FROM faces WHERE active = 1 AND model = ?",
+                            (model,)).fetchone()[0]
+    added, still_indexed = conn.execute(
+        "SELECT count(*) FILTER (WHERE face_id > :max), count(*) FILTER (WHERE face_id <= :max) "
+        "FROM faces WHERE active = 1 AND model = :model",
+        {"max": manifest.max_face_id, "model": model}).fetchone()
+    # Face ids only grow and faces are never reactivated, so every active face up to
+    # max_face_id is in the generation, and the rest of its count has left since.
+    return added + (manifest.count - still_indexed)
+
+
 def generation_ok(index_dir: Path, manifest: Manifest | None, *, full: bool = False) -> bool:
     """False (and a log line) when the current generation cannot be used: callers that
     build then rebuild it from the database."""

@@ -32,7 +32,7 @@ from watchdog.observers import Observer
 from facerec import store
 from facerec.config import Settings
 from facerec.enroll import PhotoFile, Summary, check_model, enroll_folder, path_key, scan_folder, stored_dim
-from facerec.index import build_index, build_options, generation_ok, read_manifest
+from facerec.index import build_index, build_options, index_backlog, read_manifest
 from facerec.naming import classify
 from facerec.pipeline import Pipeline
 
@@ -424,22 +424,6 @@ def reconcile_paths(settings: Settings, conn) -> list[str]:
 def _raw(root: Path, file: PhotoFile) -> str:
     """A scanned file's real relative path (its ledger key may be escaped: path_key)."""
     return file.path.relative_to(root).as_posix()
-
-
-def index_backlog(conn, index_dir: Path, model: str) -> int:
-    """Faces added or deactivated since the current index generation was built (every
-    active face when there is none, belongs to another model, or its files are damaged)."""
-    manifest = read_manifest(index_dir)
-    if manifest is None or manifest.model != model or not generation_ok(index_dir, manifest):
-        floor, built_at = 0, ""
-    else:
-        floor, built_at = manifest.max_face_id, manifest.built_at
-    added = conn.execute("SELECT count(*) FROM faces WHERE active = 1 AND model = ? AND face_id > ?",
-                         (model, floor)).fetchone()[0]
-    dropped = conn.execute(
-        "SELECT count(*) FROM faces WHERE active = 0 AND model = ? AND face_id <= ? "
-        "AND deactivated_at > ?", (model, floor, built_at)).fetchone()[0]
-    return added + dropped
 
 
 def run(settings: Settings, get_pipeline: Callable[[], Pipeline],

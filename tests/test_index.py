@@ -205,3 +205,20 @@ def test_reader_follows_a_switch_from_annoy_to_hnsw(conn, settings, index_dir):
     assert reader.generation == 2 and reader.size == 120
     for k in range(0, 100, 9):
         assert reader.search(vectors[k])[0][0].face_id == ids[k]
+
+
+def test_index_backlog_counts_what_the_generation_misses(conn, settings, index_dir):
+    from facerec.index import index_backlog
+
+    ids = add_faces(conn, unit(np.random.default_rng(7), 6))
+    assert index_backlog(conn, index_dir, "fake") == 6  # no generation yet: everything
+    build_index(conn, index_dir, "fake", DIM, n_trees=2)
+    assert index_backlog(conn, index_dir, "fake") == 0
+    add_faces(conn, unit(np.random.default_rng(8), 2), user_prefix="new")
+    with store.transaction(conn):
+        store.deactivate_face(conn, ids[0])
+        conn.execute("DELETE FROM faces WHERE face_id = ?", (ids[1],))  # erased
+    assert index_backlog(conn, index_dir, "fake") == 2 + 1 + 1
+    assert index_backlog(conn, index_dir, "other-model") == 0
+    build_index(conn, index_dir, "fake", DIM, n_trees=2)
+    assert index_backlog(conn, index_dir, "fake") == 0

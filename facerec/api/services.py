@@ -19,8 +19,8 @@ from facerec.index import (
     FaceIndex,
     build_index,
     build_options,
+    index_backlog,
     purge_generations_before,
-    read_manifest,
 )
 from facerec.pipeline import Pipeline, load_pipeline
 
@@ -158,10 +158,7 @@ class Services:
 
     def maybe_rebuild(self, conn: sqlite3.Connection) -> None:
         """Start a background build once many faces are not yet in the index."""
-        manifest = read_manifest(self.settings.index_dir)
-        floor = manifest.max_face_id if manifest else 0
-        pending = conn.execute("SELECT count(*) FROM faces WHERE active = 1 AND face_id > ?",
-                               (floor,)).fetchone()[0]
+        pending = index_backlog(conn, self.settings.index_dir, self.settings.model)
         if pending >= self.settings.delta_rebuild_limit:
             log.info("%d faces not yet in the index: rebuilding in the background", pending)
             self.rebuilder.request()
