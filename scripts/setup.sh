@@ -35,7 +35,8 @@ if [ ! -f "$stamp" ]; then
 fi
 
 if [ "${1:-}" = "--dev" ]; then
-    .venv/bin/python -m facerec.setup_models --samples
+    # Both weight sets: the tests check the 512-d option too.
+    .venv/bin/python -m facerec.setup_models --model all --samples
     # The page tests drive a real headless Chromium: Debian's, never a downloaded build.
     if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
