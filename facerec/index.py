@@ -391,7 +391,9 @@ class FaceIndex:
         self.candidates = candidates
         self.hnsw_ef = hnsw_ef
         self._local = threading.local()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the generation/delta swap (held briefly)
+        self._load_lock = threading.Lock()  # one thread loads a new generation at a time
+        self._loaded_once = False
         self._generation: _Generation | None = None
         self._manifest_stat: tuple | None = None
         self._delta_ids = np.zeros(0, np.int64)
@@ -415,21 +417,42 @@ class FaceIndex:
         return indexed + len(self._delta_ids)
 
     def refresh(self) -> None:
+        self._refresh_generation()
         with self._lock:
-            self._refresh_generation()
             self._refresh_delta()
 
     def _refresh_generation(self) -> None:
+        """Load a newer generation if the manifest changed. Loading (file checks, mapping)
+        happens outside the search lock: other threads keep searching the old generation
+        meanwhile, and only the first load of the process makes them wait."""
         if self.index_dir is None:
             return
-        path = self.index_dir / MANIFEST
-        try:
-            st = path.stat()
-            stat = (st.st_ino, st.st_mtime_ns, st.st_size)
-        except FileNotFoundError:
-            stat = None
-        if stat == self._manifest_stat:
+        stat = self._manifest_state()
+        if stat == self._manifest_stat and self._loaded_once:
             return
+        if not self._load_lock.acquire(blocking=not self._loaded_once):
+            return  # another thread is loading it; search what is loaded until then
+        try:
+            stat = self._manifest_state()
+            if stat == self._manifest_stat and self._loaded_once:
+                return
+            generation = self._load_generation(stat)
+            with self._lock:
+                self._manifest_stat = stat
+                self._loaded_once = True
+                if generation is not self._generation:
+                    self._swap(generation)
+        finally:
+            self._load_lock.release()
+
+    def _manifest_state(self) -> tuple | None:
+        try:
+            st = (self.index_dir / MANIFEST).stat()
+            return (st.st_ino, st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            return None
+
+    def _load_generation(self, stat: tuple | None) -> _Generation | None:
         manifest = read_manifest(self.index_dir)
         if manifest is not None and (manifest.model != self.model or manifest.dim != self.dim):
             raise IndexMismatch(
@@ -437,28 +460,29 @@ class FaceIndex:
                 f"(dim {manifest.dim}) but this service uses {self.model} (dim {self.dim}): "
                 f"run `{REBUILD_COMMAND}`",
                 index_model=manifest.model, service_model=self.model)
-        generation = None
-        if manifest is not None:
-            try:
-                generation = _Generation(manifest, self.index_dir, self.hnsw_ef)
-            except (OSError, ValueError, RuntimeError) as exc:  # hnswlib raises RuntimeError
-                # Keep serving from the old generation plus the exact delta.
-                log.error("cannot load index generation %d (%s); searching exactly until "
-                          "the next build", manifest.generation, exc)
-                generation = self._generation
+        if manifest is None:
+            if stat is not None:  # a manifest that cannot be read (logged by read_manifest)
                 self._report_bad_generation()
-        elif stat is not None:  # a manifest that cannot be read (logged by read_manifest)
+            return None
+        try:
+            return _Generation(manifest, self.index_dir, self.hnsw_ef)
+        except (OSError, ValueError, RuntimeError) as exc:  # hnswlib raises RuntimeError
+            # Keep serving from the old generation plus the exact delta.
+            log.error("cannot load index generation %d (%s); searching exactly until "
+                      "the next build", manifest.generation, exc)
             self._report_bad_generation()
-        self._manifest_stat = stat
-        if generation is not self._generation:
-            old_floor = self._generation.manifest.max_face_id if self._generation else 0
-            new_floor = generation.manifest.max_face_id if generation else 0
-            self._generation = generation
-            keep = self._delta_ids > new_floor
-            if new_floor < old_floor:  # the index went back: reload the delta from scratch
-                keep[:] = False
-            self._delta_ids = self._delta_ids[keep]
-            self._delta_vectors = self._delta_vectors[keep]
+            return self._generation
+
+    def _swap(self, generation: _Generation | None) -> None:
+        """Make `generation` current (under self._lock) and keep only the delta it lacks."""
+        old_floor = self._generation.manifest.max_face_id if self._generation else 0
+        new_floor = generation.manifest.max_face_id if generation else 0
+        self._generation = generation
+        keep = self._delta_ids > new_floor
+        if new_floor < old_floor:  # the index went back: reload the delta from scratch
+            keep[:] = False
+        self._delta_ids = self._delta_ids[keep]
+        self._delta_vectors = self._delta_vectors[keep]
 
     def _report_bad_generation(self) -> None:
         if self.on_bad_generation is not None:

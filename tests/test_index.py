@@ -222,3 +222,35 @@ def test_index_backlog_counts_what_the_generation_misses(conn, settings, index_d
     assert index_backlog(conn, index_dir, "other-model") == 0
     build_index(conn, index_dir, "fake", DIM, n_trees=2)
     assert index_backlog(conn, index_dir, "fake") == 0
+
+
+def test_searches_go_on_while_another_thread_loads_a_new_generation(conn, settings, index_dir,
+                                                                    monkeypatch):
+    """Loading a generation checks and maps its files (seconds at a million faces): the
+    other threads must keep answering from the old one meanwhile, not queue behind it."""
+    import facerec.index as index_module
+
+    vectors = unit(np.random.default_rng(9), 20)
+    ids = add_faces(conn, vectors)
+    build_index(conn, index_dir, "fake", DIM, n_trees=2)
+    reader = FaceIndex(settings.db_path, index_dir, "fake", DIM)
+    assert reader.search(vectors[0])[0][0].face_id == ids[0]
+    build_index(conn, index_dir, "fake", DIM, n_trees=2)
+
+    loading, others_answered = threading.Event(), threading.Event()
+    real_generation = index_module._Generation
+
+    def slow_generation(*args, **kw):
+        loading.set()
+        assert others_answered.wait(30), "a search waited for the generation load"
+        return real_generation(*args, **kw)
+
+    monkeypatch.setattr(index_module, "_Generation", slow_generation)
+    loader = threading.Thread(target=reader.refresh)
+    loader.start()
+    assert loading.wait(30)
+    assert reader.search(vectors[3])[0][0].face_id == ids[3]  # the old generation answers
+    assert reader.generation == 1
+    others_answered.set()
+    loader.join(30)
+    assert reader.generation == 2
