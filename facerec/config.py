@@ -91,7 +91,6 @@ class Settings:
     # Per client address and worker, instead of rate_limit: a camera sends many frames.
     frames_rate_limit: str = "1800 per minute"
 
-
     @property
     def effective_threshold(self) -> float:
         if self.threshold is not None:

@@ -184,9 +184,11 @@ def apply_users_csv(conn: sqlite3.Connection, photos_dir: Path, summary: Summary
 def enroll_folder(settings: Settings, conn: sqlite3.Connection,
                   get_pipeline: Callable[[], Pipeline], *, rebuild: bool = False,
                   only: Iterable[str] | None = None, progress: bool = True,
-                  build: bool = True) -> Summary:
+                  build: bool = True, index: FaceIndex | None = None) -> Summary:
     """Bring the database and index in line with the photos folder (or with the paths
-    in `only`, relative to it). Returns the counts."""
+    in `only`, relative to it). Returns the counts. A long-running caller (the watcher)
+    passes its `index` reader for the duplicate check, so each call does not load the
+    index generation again."""
     started = time.perf_counter()
     summary = Summary()
     photos_dir = Path(settings.photos_dir)
@@ -216,7 +218,7 @@ def enroll_folder(settings: Settings, conn: sqlite3.Connection,
     for rel in gone:
         _remove_photo(conn, ledger[rel], summary)
 
-    searcher = _DuplicateSearch(settings, rebuild)
+    searcher = _DuplicateSearch(settings, rebuild, None if rebuild else index)
     bar = tqdm(total=len(todo), desc="enrolling", unit="photo", disable=not progress or not todo)
     for start in range(0, len(todo), settings.batch_size):
         batch = todo[start:start + settings.batch_size]
@@ -310,26 +312,30 @@ def _detect_and_embed(outcomes: list[Outcome], pipeline: Pipeline) -> None:
         outcome.embedding = vector
 
 
+def duplicate_index(settings: Settings, pipeline: Pipeline, *,
+                    use_generations: bool = True) -> FaceIndex:
+    """The index reader the duplicate-identity check searches (a few candidates)."""
+    info = pipeline.model
+    return FaceIndex(settings.db_path, settings.index_dir if use_generations else None,
+                     info.name, info.dim, exact_search_limit=settings.exact_search_limit,
+                     search_k=settings.annoy_search_k, candidates=10, hnsw_ef=settings.hnsw_ef)
+
+
 class _DuplicateSearch:
     """Looks for the same face under another user id, over the index and every face
     enrolled since (including the ones enrolled earlier in this run)."""
 
-    def __init__(self, settings: Settings, rebuild: bool):
+    def __init__(self, settings: Settings, rebuild: bool, index: FaceIndex | None = None):
         self.settings = settings
         self.rebuild = rebuild
-        self.index: FaceIndex | None = None
+        self.index = index
 
     def check(self, outcome: Outcome, get_pipeline: Callable[[], Pipeline]) -> None:
         if self.index is None:
-            info = get_pipeline().model
             # During a rebuild the old index may belong to another model: search the
             # database's faces exactly instead.
-            self.index = FaceIndex(self.settings.db_path,
-                                   None if self.rebuild else self.settings.index_dir,
-                                   info.name, info.dim,
-                                   exact_search_limit=self.settings.exact_search_limit,
-                                   search_k=self.settings.annoy_search_k, candidates=10,
-                                   hnsw_ef=self.settings.hnsw_ef)
+            self.index = duplicate_index(self.settings, get_pipeline(),
+                                         use_generations=not self.rebuild)
         hits = self.index.search(outcome.embedding, exclude_user=outcome.user_id)[0]
         threshold = self.settings.effective_threshold
         if hits and hits[0].similarity >= threshold:
@@ -475,8 +481,7 @@ def enroll_upload(settings: Settings, conn: sqlite3.Connection, pipeline: Pipeli
         st = tmp.stat()
         outcome = Outcome(file=PhotoFile(rel, final, st.st_size, st.st_mtime_ns), user_id=user_id,
                           sha256=sha256, image=image, face=faces[0], embedding=embedding)
-        searcher = _DuplicateSearch(settings, rebuild=False)
-        searcher.index = index
+        searcher = _DuplicateSearch(settings, rebuild=False, index=index)
         searcher.check(outcome, lambda: pipeline)
         if outcome.reject is not None:
             raise DuplicateIdentity(outcome.reject[1], duplicate_of=outcome.duplicate_of)

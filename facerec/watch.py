@@ -31,8 +31,17 @@ from watchdog.observers import Observer
 
 from facerec import store
 from facerec.config import Settings
-from facerec.enroll import PhotoFile, Summary, check_model, enroll_folder, path_key, scan_folder, stored_dim
-from facerec.index import build_index, build_options, index_backlog, read_manifest
+from facerec.enroll import (
+    PhotoFile,
+    Summary,
+    check_model,
+    duplicate_index,
+    enroll_folder,
+    path_key,
+    scan_folder,
+    stored_dim,
+)
+from facerec.index import FaceIndex, build_index, build_options, index_backlog, read_manifest
 from facerec.naming import classify
 from facerec.pipeline import Pipeline
 
@@ -171,6 +180,7 @@ class Watcher:
         self.started = threading.Event()
         self._changed = threading.Event()  # nudges the index rebuilder
         self._conn = None
+        self._dup_index: FaceIndex | None = None
 
     # --- main loop ---------------------------------------------------------------------
 
@@ -292,7 +302,7 @@ class Watcher:
         self.summary.batches += 1
         try:
             result = enroll_folder(self.settings, self._conn, self.get_pipeline, only=batch,
-                                   progress=False, build=False)
+                                   progress=False, build=False, index=self._duplicate_index())
         except Exception as exc:  # one bad photo must not cost the batch, nor the daemon
             log.error("watcher: batch of %d failed (%s: %s); retrying one by one",
                       len(batch), type(exc).__name__, exc)
@@ -304,10 +314,18 @@ class Watcher:
             self.summary.add(result)
         self._changed.set()
 
+    def _duplicate_index(self) -> FaceIndex:
+        """One index reader for every batch's duplicate check: it follows new generations
+        and faces by itself, and loading a generation is the expensive part."""
+        if self._dup_index is None:
+            self._dup_index = duplicate_index(self.settings, self.get_pipeline())
+        return self._dup_index
+
     def _enroll_one(self, rel: str) -> None:
         try:
             self.summary.add(enroll_folder(self.settings, self._conn, self.get_pipeline,
-                                           only=[rel], progress=False, build=False))
+                                           only=[rel], progress=False, build=False,
+                                           index=self._duplicate_index()))
         except Exception as exc:
             self._record_failure(rel, exc)
 
